@@ -1,0 +1,185 @@
+/* embtune.h - turn documents into a custom retrieval embedding model, on a CPU.
+ *
+ * The one public header of libembtune. Example: embed two texts.
+ *
+ *     et_error err = {0};
+ *     et_model *m = NULL;
+ *     if (et_model_load(&m, "bge-small-en-v1.5", NULL, &err)) {
+ *         fprintf(stderr, "%s\n", err.msg);
+ *         return 1;
+ *     }
+ *     const char *texts[2] = {"what is R?", "R is a language for statistics."};
+ *     size_t dim = et_model_dim(m);
+ *     float *v = malloc(2 * dim * sizeof(float));     // [2, dim]
+ *     if (et_embed(m, texts, 2, NULL, v, &err)) { ... }
+ *     et_model_free(m);
+ *
+ * Conventions
+ * - Every function that can fail returns an int status: ET_OK (0) or an ET_E*
+ *   code, and fills the caller's `et_error` (which may be NULL) with a message
+ *   naming the file, the field and what was expected. The library never exits
+ *   or aborts on bad input.
+ * - Handles are opaque; each has an init/load and a free. Ownership is stated
+ *   per function: "caller frees" or "borrowed, valid until X is freed".
+ * - Sizes are size_t. Every tensor pointer has its shape in a comment,
+ *   row-major: `float *out /+ [n, dim] +/`.
+ */
+#ifndef EMBTUNE_H
+#define EMBTUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ET_VERSION "0.1.0"
+
+/* ==== status and errors ==================================================== */
+
+enum et_status {
+    ET_OK = 0,
+    ET_EINVAL = 1,       /* bad argument or bad input data */
+    ET_EIO = 2,          /* a file could not be read or written */
+    ET_EFORMAT = 3,      /* a file is malformed (names file + field) */
+    ET_ENOMEM = 4,       /* allocation failed */
+    ET_EUNSUPPORTED = 5, /* valid but not supported (architecture, component) */
+    ET_ENOTFOUND = 6,    /* a required file or tensor is missing */
+    ET_ENET = 7,         /* network / HTTP failure */
+    ET_ECANCELED = 8,    /* interrupted (signal) */
+    ET_ENUMERIC = 9      /* NaN/inf where a number was expected */
+};
+
+typedef struct et_error {
+    int code;       /* an et_status */
+    char msg[1024]; /* NUL-terminated, human readable */
+} et_error;
+
+/* Static string for a status code ("invalid argument", ...). */
+const char *et_status_str(int code);
+
+/* Threads used by compute kernels (default: all online CPUs). 0 = default. */
+void et_set_threads(int n);
+int et_get_threads(void);
+
+/* ==== tokenizer ============================================================= */
+/* Hugging Face tokenizers pipeline: normalizer -> pre-tokenizer -> model
+ * (WordPiece, Unigram) -> post-processor, plus added/special tokens and
+ * truncation. Ids equal Hugging Face tokenizers' ids. */
+
+typedef struct et_tokenizer et_tokenizer;
+
+/* Loads a tokenizer.json file. Caller frees with et_tokenizer_free. */
+int et_tokenizer_load(et_tokenizer **out, const char *path, et_error *err);
+/* Loads from a model directory: tokenizer.json, else vocab.txt (+
+ * tokenizer_config.json for do_lower_case etc.). Caller frees. */
+int et_tokenizer_load_dir(et_tokenizer **out, const char *dir, et_error *err);
+void et_tokenizer_free(et_tokenizer *tok);
+
+/* One encoded text. Arrays are owned by the encoding; reuse one encoding for
+ * many calls to avoid allocations; release with et_encoding_free. */
+typedef struct et_encoding {
+    int32_t *ids;          /* [n] token ids */
+    int32_t *type_ids;     /* [n] segment ids */
+    uint8_t *special_mask; /* [n] 1 for tokens added by the post-processor */
+    size_t *offsets;       /* [n, 2] byte offsets [start, end) into the input text */
+    size_t n;
+    size_t cap;
+} et_encoding;
+void et_encoding_free(et_encoding *enc);
+
+/* Encodes `len` bytes of UTF-8 `text`. add_special: apply the post-processor
+ * (e.g. [CLS] ... [SEP]). max_len > 0 truncates to max_len tokens in total
+ * (special tokens included, as HF truncation does); 0 = no truncation.
+ * Invalid UTF-8 is replaced by U+FFFD, as Rust's from_utf8_lossy does. */
+int et_tokenizer_encode(const et_tokenizer *tok, const char *text, size_t len,
+                        int add_special, size_t max_len, et_encoding *enc,
+                        et_error *err);
+/* Number of tokens of `text` without special tokens and without truncation. */
+int et_tokenizer_count(const et_tokenizer *tok, const char *text, size_t len,
+                       size_t *n_tokens, et_error *err);
+size_t et_tokenizer_vocab_size(const et_tokenizer *tok);
+/* Short description: "WordPiece", "Unigram", ... (borrowed, static). */
+const char *et_tokenizer_type(const et_tokenizer *tok);
+/* Token string for an id (borrowed, valid until tok is freed), NULL if out of range. */
+const char *et_tokenizer_id_to_token(const et_tokenizer *tok, int32_t id);
+/* Id of a token string, -1 if absent. */
+int32_t et_tokenizer_token_to_id(const et_tokenizer *tok, const char *token);
+/* Number of special tokens the post-processor adds to a single sequence. */
+size_t et_tokenizer_num_special(const et_tokenizer *tok);
+
+/* ==== models and embedding ================================================== */
+
+typedef struct et_model et_model;
+
+enum et_pooling {
+    ET_POOL_DEFAULT = 0, /* from the model directory */
+    ET_POOL_CLS,
+    ET_POOL_MEAN,
+    ET_POOL_MAX,
+    ET_POOL_LAST
+};
+
+typedef struct et_model_opts {
+    int pooling;        /* enum et_pooling; ET_POOL_DEFAULT = from modules.json */
+    size_t max_length;  /* 0 = model's max_seq_length */
+    int quiet;          /* 1 = no notices on stderr */
+} et_model_opts;
+
+/* Loads a model directory (Hugging Face / sentence-transformers layout):
+ * BERT, XLM-RoBERTa/RoBERTa or model2vec static. Weights are mmapped.
+ * opts may be NULL. Caller frees with et_model_free. */
+int et_model_load(et_model **out, const char *dir, const et_model_opts *opts,
+                  et_error *err);
+void et_model_free(et_model *m);
+
+size_t et_model_dim(const et_model *m);
+size_t et_model_max_length(const et_model *m);
+/* Borrowed, valid until m is freed. */
+const et_tokenizer *et_model_tokenizer(const et_model *m);
+/* Prompt text for a named prompt from config_sentence_transformers.json
+ * (e.g. "query"); NULL if absent. Borrowed, valid until m is freed. */
+const char *et_model_prompt(const et_model *m, const char *name);
+
+typedef struct et_model_info {
+    const char *architecture; /* "bert", "xlm-roberta", "model2vec" */
+    const char *dtype;        /* "F32", "F16", "BF16", mixed = "mixed" */
+    const char *pooling;      /* "cls", "mean", "max", "last" */
+    const char *tokenizer;    /* "WordPiece", "Unigram", ... */
+    size_t n_params;
+    size_t dim;
+    size_t max_length;
+    size_t n_layers, n_heads, intermediate; /* 0 for static models */
+    size_t vocab_size;
+    int normalize;            /* 1 if a Normalize module is present */
+} et_model_info;
+/* Fills info; strings are borrowed, valid until m is freed. */
+void et_model_get_info(const et_model *m, et_model_info *info);
+
+/* Embeds n texts into out [n, dim]; prompt (may be NULL) is prepended to each
+ * text. Batched with length bucketing; output row i is text i. */
+int et_embed(et_model *m, const char *const *texts, size_t n, const char *prompt,
+             float *out /* [n, dim] */, et_error *err);
+
+/* Embeds already tokenized sequences (ids include special tokens). */
+int et_embed_ids(et_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
+                 float *out /* [n, dim] */, et_error *err);
+
+/* Batch size used by et_embed (default 32). */
+void et_model_set_batch_size(et_model *m, size_t batch_size);
+
+/* ==== ingest (documents -> chunks) ========================================== */
+
+/* ==== generate (chunks -> synthetic queries) ================================ */
+
+/* ==== fine-tuning ============================================================ */
+
+/* ==== evaluation ============================================================== */
+
+/* ==== serve and hub =========================================================== */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

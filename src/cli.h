@@ -1,0 +1,15 @@
+/* cli.h - the embtune command line: one cli_<name>.c per subcommand. */
+#ifndef ET_CLI_H
+#define ET_CLI_H
+
+#include "embtune.h"
+
+/* Each subcommand gets argv with argv[0] = its name; returns the exit code. */
+typedef int (*et_cli_fn)(int argc, char **argv);
+
+/* Prints "embtune <cmd>: <err.msg>" to stderr; returns 1. */
+int cli_fail(const char *cmd, const et_error *err);
+/* Prints "embtune <cmd>: <formatted>" to stderr; returns 2 (usage error). */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
