@@ -48,7 +48,7 @@ $(BUILD)/embtune: $(CLI_OBJS) $(BUILD)/libembtune.a
 
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/libembtune.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(BUILD)/libembtune.a $(LDLIBS)
+	@echo "LD $@"; $(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(BUILD)/libembtune.a $(LDLIBS)
 
 test: all $(TEST_BINS)
 	BUILD=$(BUILD) tests/run.sh

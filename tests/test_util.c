@@ -1,6 +1,7 @@
 /* test_util.c - util.c and threads.c: hashing vectors, buffers, atomic files, pool. */
 #include <unistd.h>
 
+#include "strmap.h"
 #include "test_util.h"
 #include "threads.h"
 #include "util.h"
@@ -72,5 +73,28 @@ int main(void) {
         for (long i = 0; i < 1000; i++) ok &= rows[i] == 50 * i;
         TEST_CHECK(ok, "parallel rows with %d threads", n);
     }
+    /* strmap: 10k keys incl. the empty key and keys with NUL bytes */
+    et_strmap m;
+    et_strmap_init(&m);
+    char key[32];
+    int okm = 1;
+    for (int i = 0; i < 10000; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        okm &= et_strmap_put(&m, key, (size_t)n, i, &err) == 0;
+    }
+    okm &= et_strmap_put(&m, "", 0, -1, &err) == 0;
+    okm &= et_strmap_put(&m, "a\0b", 3, -2, &err) == 0;
+    int64_t got;
+    for (int i = 0; i < 10000; i++) {
+        int n = snprintf(key, sizeof(key), "k%d", i);
+        okm &= et_strmap_get(&m, key, (size_t)n, &got) && got == i;
+    }
+    okm &= et_strmap_get(&m, "", 0, &got) && got == -1;
+    okm &= et_strmap_get(&m, "a\0b", 3, &got) && got == -2;
+    okm &= !et_strmap_get(&m, "a", 1, &got);
+    okm &= et_strmap_put_new(&m, "k5", 2, 99, &got, &err) == 1 && got == 5;
+    okm &= m.count == 10002;
+    TEST_CHECK(okm, "strmap put/get");
+    et_strmap_free(&m);
     return test_summary("test_util");
 }
