@@ -1,6 +1,7 @@
 /* test_dataset.c - the four dataset formats: load, save, round trip, bad input. */
 #include <unistd.h>
 
+#include "chunks.h"
 #include "dataset.h"
 #include "test_util.h"
 
@@ -123,5 +124,25 @@ int main(void) {
     put_file("beir-bad/queries.jsonl", "{\"_id\": \"q1\", \"text\": \"y\"}\n");
     put_file("beir-bad/qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td2\t1\n");
     expect_error("beir-bad", ET_DS_AUTO, "test.tsv:2: corpus id 'd2' is not in corpus.jsonl");
+
+    /* chunk files: save/load round trip, stable ids, errors with line numbers */
+    et_chunks cs = {0}, back = {0};
+    TEST_CHECK(et_chunks_add(&cs, NULL, "a.pdf", "first \"chunk\"\n", 1, 2, 5, &err) == 0, "add");
+    TEST_CHECK(et_chunks_add(&cs, NULL, "b.pdf", "second", 0, 0, 1, &err) == 0, "add");
+    char id2[18];
+    et_chunk_make_id(id2, "a.pdf", "first \"chunk\"\n");
+    TEST_CHECK(!strcmp(cs.items[0].id, id2), "id is a function of doc and text");
+    et_chunk_make_id(id2, "b.pdf", "first \"chunk\"\n");
+    TEST_CHECK(strcmp(cs.items[0].id, id2) != 0, "id depends on doc");
+    TEST_CHECK(et_chunks_save(&cs, path_of("chunks.jsonl"), &err) == 0, "save chunks");
+    TEST_CHECK(et_chunks_load(&back, path_of("chunks.jsonl"), &err) == 0, "load chunks: %s", err.msg);
+    TEST_CHECK(back.n == 2 && !strcmp(back.items[0].text, cs.items[0].text) && back.items[0].page_end == 2 &&
+                   back.items[0].n_tokens == 5 && !strcmp(back.items[1].doc, "b.pdf"), "chunk round trip");
+    et_chunks_free(&cs);
+    et_chunks_free(&back);
+    put_file("chunks-bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": 3}\n");
+    TEST_CHECK(et_chunks_load(&back, path_of("chunks-bad.jsonl"), &err) == ET_EFORMAT &&
+                   strstr(err.msg, "chunks-bad.jsonl:2: field 'text': expected a string, got number"),
+               "bad chunk line: %s", err.msg);
     return test_summary("test_dataset");
 }
