@@ -25,7 +25,7 @@ static void usage(FILE *f) {
             "(seconds without data before a retry, default 30), ET_HUB_RETRIES (default 5).\n\n"
             "example:\n"
             "  embtune download BAAI/bge-small-en-v1.5\n"
-            "  embtune embed -m BAAI/bge-small-en-v1.5 -i texts.txt -o vecs.npy\n");
+            "  HF_HUB_OFFLINE=1 embtune download BAAI/bge-small-en-v1.5   # cache only\n");
 }
 
 int cli_download(int argc, char **argv) {
