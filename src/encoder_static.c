@@ -93,7 +93,7 @@ static int st_forward(et_encoder *enc, int slot, const int32_t *const *ids, cons
         float inv = n ? 1.0f / (float)n : 0.0f;
         float *mean = sl ? sl->mean + b * D : emb + b * D;
         for (size_t k = 0; k < D; k++) mean[k] = acc[k] * inv;
-        if (s->normalize) et_l2_normalize(emb + b * D, mean, 1, D, D);
+        if (s->normalize) et_l2norm_forward(emb + b * D, mean, 1, D, D);
         else if (sl) memcpy(emb + b * D, mean, D * sizeof(float));
         if (sl) {
             memcpy(sl->out + b * D, emb + b * D, D * sizeof(float));
@@ -117,7 +117,7 @@ static int st_backward(et_encoder *enc, int slot, const float *d_emb, et_error *
     if (!dm) return ET_ENOMEM;
     for (size_t b = 0; b < sl->B; b++) {
         if (s->normalize)
-            et_l2_normalize_backward(dm, D, d_emb + b * D, sl->out + b * D, sl->mean + b * D, D, 1, D, 1.0f, 0);
+            et_l2norm_backward(dm, D, d_emb + b * D, sl->out + b * D, sl->mean + b * D, D, 1, D, 1.0f, 0);
         else
             memcpy(dm, d_emb + b * D, D * sizeof(float));
         size_t n = sl->off[b + 1] - sl->off[b];

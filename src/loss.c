@@ -49,7 +49,7 @@ const char *et_loss_name(int kind) {
 
 /* ---- normalization ------------------------------------------------------------ */
 
-void et_l2_normalize(float *y, const float *x, size_t n, size_t d, size_t ld_x) {
+void et_l2norm_forward(float *y, const float *x, size_t n, size_t d, size_t ld_x) {
     for (size_t i = 0; i < n; i++) {
         const float *xi = x + i * ld_x;
         double ss = 0;
@@ -60,7 +60,7 @@ void et_l2_normalize(float *y, const float *x, size_t n, size_t d, size_t ld_x) 
     }
 }
 
-void et_l2_normalize_backward(float *dx, size_t ld_dx, const float *dy, const float *y,
+void et_l2norm_backward(float *dx, size_t ld_dx, const float *dy, const float *y,
                               const float *x, size_t ld_x, size_t n, size_t d, float weight,
                               int accumulate) {
     for (size_t i = 0; i < n; i++) {
@@ -270,14 +270,14 @@ int et_loss_compute(const et_loss_cfg *cfg, const et_loss_batch *b, double *loss
         dxn[c] = mem + (nc + c) * per;
         if (gist) {
             gn[c] = mem + 2 * nc * per + c * B * b->gd;
-            et_l2_normalize(gn[c], b->guide[c], B, b->gd, b->gd);
+            et_l2norm_forward(gn[c], b->guide[c], B, b->gd, b->gd);
         }
     }
     double total = 0;
     for (size_t k = 0; k < n_dims && !rc; k++) {
         size_t dim = cfg->n_dims ? cfg->dims[k] : d;
         float w = cfg->n_dims ? cfg->weights[k] : 1.0f;
-        for (size_t c = 0; c < nc; c++) et_l2_normalize(xn[c], b->emb[c], B, dim, d);
+        for (size_t c = 0; c < nc; c++) et_l2norm_forward(xn[c], b->emb[c], B, dim, d);
         double l = 0;
         rc = loss_core(cfg, B, dim, nc, xn, dxn, b->neg_valid, gn, b->gd, &l, err);
         if (rc) break;
@@ -286,7 +286,7 @@ int et_loss_compute(const et_loss_cfg *cfg, const et_loss_batch *b, double *loss
             for (size_t c = 0; c < nc; c++) {
                 if (k == 0 && dim < d) /* columns past the largest prefix get no gradient */
                     for (size_t i = 0; i < B; i++) memset(d_emb[c] + i * d + dim, 0, (d - dim) * sizeof(float));
-                et_l2_normalize_backward(d_emb[c], d, dxn[c], xn[c], b->emb[c], d, B, dim, w, k > 0);
+                et_l2norm_backward(d_emb[c], d, dxn[c], xn[c], b->emb[c], d, B, dim, w, k > 0);
             }
     }
     free(mem);

@@ -75,11 +75,11 @@ int et_loss_parse(const char *name, int *kind);
 const char *et_loss_name(int kind);
 
 /* L2 normalization with F.normalize's eps (1e-12): y = x / max(|x|, eps). */
-void et_l2_normalize(float *y /* [n, d] */, const float *x /* [n, d] */, size_t n, size_t d,
+void et_l2norm_forward(float *y /* [n, d] */, const float *x /* [n, d] */, size_t n, size_t d,
                      size_t ld_x);
 /* Backward of the normalization: dx (+)= (dy - y (y . dy)) / max(|x|, eps);
  * accumulates into dx when accumulate != 0. */
-void et_l2_normalize_backward(float *dx /* [n, ld_dx] */, size_t ld_dx, const float *dy /* [n, d] */,
+void et_l2norm_backward(float *dx /* [n, ld_dx] */, size_t ld_dx, const float *dy /* [n, d] */,
                               const float *y /* [n, d] */, const float *x /* [n, ld_x] */,
                               size_t ld_x, size_t n, size_t d, float weight, int accumulate);
 
