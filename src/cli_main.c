@@ -27,6 +27,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
     {NULL, NULL, NULL},
 };
 
