@@ -27,6 +27,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
     {NULL, NULL, NULL},
 };
 
