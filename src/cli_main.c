@@ -28,6 +28,7 @@ static const struct {
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
     {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
+    {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {NULL, NULL, NULL},
 };
 
