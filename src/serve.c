@@ -40,7 +40,7 @@ enum route {
 typedef struct job {
     serve_request req;
     const char *prompt;   /* borrowed from the backend; NULL = none */
-    int adapt;            /* apply the query adapter */
+    int adapt;            /* a query: the adapter applies (documents: only if trained on them) */
     int truncate;         /* effective: 1 cut long inputs, 0 refuse them */
     struct MHD_Connection *conn;
     double t_queued;
@@ -419,15 +419,33 @@ typedef struct tok_task {
     int nth_max;
 } tok_task;
 
-static void take_ids(item *it, const int32_t *ids, size_t n) {
-    it->ids = malloc((n ? n : 1) * sizeof(int32_t));
-    if (!it->ids) {
-        it->failed = 1;
-        snprintf(it->why, sizeof(it->why), "out of memory");
-        return;
+int32_t *serve_copy_ids(const int32_t *ids, size_t n) {
+    int32_t *out = malloc((n ? n : 1) * sizeof(int32_t));
+    if (out && n) memcpy(out, ids, n * sizeof(int32_t));
+    return out;
+}
+
+int serve_cut_left(const et_encoding *enc, size_t max_len, int32_t **ids, size_t *n) {
+    size_t pre = 0, post = 0, len = enc->n;
+    if (len <= max_len) {
+        *n = len;
+        return (*ids = serve_copy_ids(enc->ids, len)) ? 0 : -1;
     }
-    memcpy(it->ids, ids, n * sizeof(int32_t));
-    it->n = n;
+    while (pre < len && enc->special_mask && enc->special_mask[pre]) pre++;
+    while (post < len - pre && enc->special_mask && enc->special_mask[len - 1 - post]) post++;
+    if (pre + post >= max_len) { /* nothing but special tokens fits: the first max_len */
+        *n = max_len;
+        return (*ids = serve_copy_ids(enc->ids, max_len)) ? 0 : -1;
+    }
+    size_t keep = max_len - pre - post;
+    int32_t *out = malloc(max_len * sizeof(int32_t));
+    if (!out) return -1;
+    memcpy(out, enc->ids, pre * sizeof(int32_t));
+    memcpy(out + pre, enc->ids + (len - post - keep), keep * sizeof(int32_t));
+    memcpy(out + pre + keep, enc->ids + (len - post), post * sizeof(int32_t));
+    *ids = out;
+    *n = max_len;
+    return 0;
 }
 
 static void prepare_item(et_server *s, item *it, et_encoding *enc) {
@@ -437,18 +455,18 @@ static void prepare_item(et_server *s, item *it, et_encoding *enc) {
         int32_t *ids = j->req.ids[it->i];
         size_t n = j->req.id_lens[it->i];
         if (n > limit) {
-            if (!j->truncate) goto too_long_ids;
+            if (!j->truncate) {
+                it->failed = 413;
+                snprintf(it->why, sizeof(it->why), "input[%zu] has %zu tokens, more than the limit of %zu",
+                         it->i, n, limit);
+                return;
+            }
             if (j->req.truncate_left) ids += n - limit;
             n = limit;
         }
         it->ids = ids;
         it->n = n;
         it->borrowed = 1;
-        return;
-    too_long_ids:
-        it->failed = 413;
-        snprintf(it->why, sizeof(it->why), "input[%zu] has %zu tokens, more than the limit of %zu",
-                 it->i, n, limit);
         return;
     }
     const char *text = j->req.texts[it->i];
@@ -468,45 +486,16 @@ static void prepare_item(et_server *s, item *it, et_encoding *enc) {
         len = tot;
     }
     et_error err = {0};
-    if (s->be.encode(s->be.ctx, text, len, 0, enc, &err)) {
+    size_t n_full = 0;
+    if (s->be.tokenize(s->be.ctx, enc, text, len, limit, j->req.truncate_left, &it->ids, &it->n, &n_full,
+                       &err)) {
         it->failed = 500;
         snprintf(it->why, sizeof(it->why), "input[%zu]: tokenizer: %.150s", it->i, err.msg);
-        goto out;
-    }
-    if (enc->n <= limit) {
-        take_ids(it, enc->ids, enc->n);
-    } else if (!j->truncate) {
+    } else if (n_full > limit && !j->truncate) {
         it->failed = 413;
         snprintf(it->why, sizeof(it->why), "input[%zu] has %zu tokens, more than the limit of %zu",
-                 it->i, enc->n, limit);
-    } else if (!j->req.truncate_left) { /* Hugging Face truncation keeps the special tokens */
-        if (s->be.encode(s->be.ctx, text, len, limit, enc, &err)) {
-            it->failed = 500;
-            snprintf(it->why, sizeof(it->why), "input[%zu]: tokenizer: %.150s", it->i, err.msg);
-        } else {
-            take_ids(it, enc->ids, ET_MIN(enc->n, limit));
-        }
-    } else { /* keep the leading and trailing special tokens and the last content tokens */
-        size_t pre = 0, post = 0, n = enc->n;
-        while (pre < n && enc->special_mask && enc->special_mask[pre]) pre++;
-        while (post < n - pre && enc->special_mask && enc->special_mask[n - 1 - post]) post++;
-        if (pre + post >= limit) {
-            take_ids(it, enc->ids, limit);
-        } else {
-            size_t keep = limit - pre - post;
-            it->ids = malloc(limit * sizeof(int32_t));
-            if (!it->ids) {
-                it->failed = 500;
-                snprintf(it->why, sizeof(it->why), "out of memory");
-            } else {
-                memcpy(it->ids, enc->ids, pre * sizeof(int32_t));
-                memcpy(it->ids + pre, enc->ids + (n - post - keep), keep * sizeof(int32_t));
-                memcpy(it->ids + pre + keep, enc->ids + (n - post), post * sizeof(int32_t));
-                it->n = limit;
-            }
-        }
+                 it->i, n_full, limit);
     }
-out:
     free(joined);
 }
 
@@ -563,7 +552,7 @@ static void run_batch(et_server *s, job *batch, et_encoding *encs, int nenc) {
             items[k].i = i;
         }
     tok_task t = {s, items, n_items, encs, nenc};
-    if (s->be.encode_threadsafe && nenc > 1 && n_items > 1) et_parallel_n(tok_run, &t, nenc);
+    if (s->be.tokenize_threadsafe && nenc > 1 && n_items > 1) et_parallel_n(tok_run, &t, nenc);
     else tok_run(&t, 0, 1);
     for (k = 0; k < n_items; k++)
         if (items[k].failed)
@@ -605,7 +594,7 @@ static void run_batch(et_server *s, job *batch, et_encoding *encs, int nenc) {
             for (size_t i = 0; i < n; i++) j->tokens += items[k + i].n;
             row += n;
             k += n;
-            if (j->adapt && s->be.adapt_query && s->be.adapt_query(s->be.ctx, j->out, n, &err)) {
+            if (s->be.adapt && s->be.adapt(s->be.ctx, j->out, n, j->adapt, &err)) {
                 fail_job(j, 500, "server_error", err.msg);
                 continue;
             }
@@ -626,7 +615,7 @@ done:
 
 static void *worker_main(void *arg) {
     et_server *s = arg;
-    int nenc = s->be.encode_threadsafe ? et_get_threads() : 1;
+    int nenc = s->be.tokenize_threadsafe ? et_get_threads() : 1;
     et_encoding *encs = calloc((size_t)nenc, sizeof(et_encoding));
     if (!encs) nenc = 0;
     double wait = s->o.max_wait_ms / 1e3;
@@ -699,11 +688,12 @@ static void *worker_main(void *arg) {
 int serve_start_backend(et_server **out, const serve_backend *be, const et_serve_opts *opts,
                         et_error *err) {
     *out = NULL;
-    if (!be || !be->encode || !be->embed_ids || !be->dim || !be->max_length)
+    if (!be || !be->tokenize || !be->embed_ids || !be->dim || !be->max_length)
         return et_err_set(err, ET_EINVAL, "serve: incomplete model backend");
     et_server *s = calloc(1, sizeof(*s));
     if (!s) return et_err_set(err, ET_ENOMEM, "out of memory");
     s->be = *be;
+    s->be.destroy = NULL; /* set on success only: on failure the caller still owns ctx */
     if (opts) s->o = *opts;
     else s->o.max_wait_ms = -1;
     if (!s->o.max_batch) s->o.max_batch = 64;
@@ -776,6 +766,7 @@ int serve_start_backend(et_server **out, const serve_backend *be, const et_serve
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? (int)di->port : s->o.port;
+    s->be.destroy = be->destroy;
     *out = s;
     return ET_OK;
 }
@@ -825,6 +816,7 @@ void et_server_free(et_server *s) {
         pthread_join(s->worker, NULL); /* answers what is still queued with 503 */
     }
     if (s->d) MHD_stop_daemon(s->d);
+    if (s->be.destroy) s->be.destroy(s->be.ctx);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->cv_idle);

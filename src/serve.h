@@ -25,21 +25,36 @@ typedef struct serve_backend {
     size_t dim;        /* embedding width */
     size_t max_length; /* tokens per sequence the model accepts (special tokens included) */
     size_t vocab_size; /* token ids must be < vocab_size */
-    /* Tokenizes `len` bytes (prompt already prepended) with special tokens;
-     * max_len > 0 truncates as Hugging Face does. Reuses enc's arrays; freed
-     * with encoding_free. Called by the worker (and its et_parallel helpers). */
-    int (*encode)(void *ctx, const char *text, size_t len, size_t max_len, et_encoding *enc,
-                  et_error *err);
-    void (*encoding_free)(void *ctx, et_encoding *enc);
-    int encode_threadsafe; /* 1 = encode may run on several threads at once */
+    /* Token ids of `len` bytes of text (prompt already prepended) exactly as the
+     * model embeds them (special tokens, unknown-token handling). *n_full = the
+     * count before truncation; if it exceeds max_len (> 0) the ids are cut to
+     * max_len the way the model truncates (right), or keeping the end (left = 1).
+     * *ids: [*n], malloc'd, caller frees. `scratch` is a per-thread encoding the
+     * caller zeroes first and releases with encoding_free. Called by the worker
+     * (and, if tokenize_threadsafe, by several of its helper threads at once). */
+    int (*tokenize)(void *ctx, et_encoding *scratch, const char *text, size_t len, size_t max_len,
+                    int left, int32_t **ids, size_t *n, size_t *n_full, et_error *err);
+    void (*encoding_free)(void *ctx, et_encoding *scratch);
+    int tokenize_threadsafe;
     /* Embeds n token sequences into out [n, dim]. Worker only. */
     int (*embed_ids)(void *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
                      float *out /* [n, dim] */, et_error *err);
     /* Prompt text for a prompt name, NULL if the model has none. Any thread. */
     const char *(*prompt)(void *ctx, const char *name);
-    /* Query-side adapter applied in place to n vectors [n, dim]; NULL = none. Worker only. */
-    int (*adapt_query)(void *ctx, float *vecs /* [n, dim] */, size_t n, et_error *err);
+    /* Adapter applied in place to n vectors [n, dim] of one request; is_query says
+     * whether they are queries (query-only adapters leave documents alone).
+     * NULL = no adapter. Worker only. */
+    int (*adapt)(void *ctx, float *vecs /* [n, dim] */, size_t n, int is_query, et_error *err);
+    /* Called once by et_server_free (after the worker stopped); NULL = nothing. */
+    void (*destroy)(void *ctx);
 } serve_backend;
+
+/* Helper for backends: ids of enc cut to keep its last tokens (left truncation):
+ * the leading and trailing special tokens stay, the content before them goes.
+ * *ids malloc'd [*n]. Returns 0, or -1 when out of memory. */
+int serve_cut_left(const et_encoding *enc, size_t max_len, int32_t **ids, size_t *n);
+/* Copy of n ids (malloc'd); NULL when out of memory. */
+int32_t *serve_copy_ids(const int32_t *ids, size_t n);
 
 /* ---- requests (serve_request.c) --------------------------------------------------------- */
 

@@ -49,6 +49,18 @@ static int fake_encode(void *ctx, const char *text, size_t len, size_t max_len, 
     return 0;
 }
 
+static int fake_tokenize(void *ctx, et_encoding *enc, const char *text, size_t len, size_t max_len, int left,
+                         int32_t **ids, size_t *n, size_t *n_full, et_error *err) {
+    fake_encode(ctx, text, len, 0, enc, err);
+    *n_full = enc->n;
+    if (max_len && enc->n > max_len) {
+        if (left) return serve_cut_left(enc, max_len, ids, n) ? ET_ENOMEM : 0;
+        fake_encode(ctx, text, len, max_len, enc, err);
+    }
+    *n = enc->n;
+    return (*ids = serve_copy_ids(enc->ids, enc->n)) ? 0 : ET_ENOMEM;
+}
+
 static void fake_encoding_free(void *ctx, et_encoding *enc) {
     (void)ctx;
     free(enc->ids);
@@ -85,9 +97,10 @@ static const char *fake_prompt(void *ctx, const char *name) {
     return NULL;
 }
 
-static int fake_adapt(void *ctx, float *v, size_t n, et_error *err) {
+static int fake_adapt(void *ctx, float *v, size_t n, int is_query, et_error *err) {
     fake *f = ctx;
     (void)err;
+    if (!is_query) return 0;
     for (size_t i = 0; i < n; i++) /* reverse each vector: easy to check */
         for (size_t a = 0, b = f->dim - 1; a < b; a++, b--) {
             float t = v[i * f->dim + a];
@@ -101,8 +114,8 @@ static fake F = {.dim = 16, .max_length = 12, .vocab = 1000, .mu = PTHREAD_MUTEX
 
 static serve_backend backend(fake *f) {
     serve_backend be = {.ctx = f, .dim = f->dim, .max_length = f->max_length, .vocab_size = f->vocab,
-                        .encode = fake_encode, .encoding_free = fake_encoding_free, .encode_threadsafe = 1,
-                        .embed_ids = fake_embed, .prompt = fake_prompt, .adapt_query = fake_adapt};
+                        .tokenize = fake_tokenize, .encoding_free = fake_encoding_free, .tokenize_threadsafe = 1,
+                        .embed_ids = fake_embed, .prompt = fake_prompt, .adapt = fake_adapt};
     return be;
 }
 
@@ -114,7 +127,7 @@ static void expect_text(const char *prompt, const char *text, size_t limit, int 
     fake_encode(&F, buf, strlen(buf), limit, &enc, NULL);
     const int32_t *ids = enc.ids;
     fake_embed(&F, &ids, &enc.n, 1, v, NULL);
-    if (adapt) fake_adapt(&F, v, 1, NULL);
+    if (adapt) fake_adapt(&F, v, 1, 1, NULL);
     fake_encoding_free(&F, &enc);
 }
 
