@@ -27,6 +27,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"tokenize", cli_tokenize, "tokenize text as Hugging Face tokenizers does (ids, offsets)"},
     {NULL, NULL, NULL},
 };
 
