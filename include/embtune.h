@@ -290,6 +290,14 @@ typedef struct et_serve_opts {
     int log_requests;       /* 1 = one line per request on stderr */
 } et_serve_opts;
 
+typedef struct et_adapter et_adapter; /* see fine-tuning */
+
+/* Starts serving m (borrowed: must outlive the server) on background threads;
+ * returns once listening. adapter (borrowed, may be NULL) is applied to query
+ * embeddings (input_type "query" / prompt_name "query"), and to documents too
+ * if it was trained so. opts may be NULL. Caller frees with et_server_free. */
+int et_server_start(et_server **out, et_model *m, const et_adapter *adapter,
+                    const et_serve_opts *opts, et_error *err);
 /* TCP port the server listens on (useful after port 0). */
 int et_server_port(const et_server *s);
 /* Graceful stop: refuses new connections, answers every request already

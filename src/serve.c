@@ -16,6 +16,7 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -450,6 +451,7 @@ int serve_cut_left(const et_encoding *enc, size_t max_len, int32_t **ids, size_t
 
 static void prepare_item(et_server *s, item *it, et_encoding *enc) {
     job *j = it->j;
+    if (j->failed) return; /* e.g. the client went away */
     size_t limit = s->max_tokens;
     if (j->req.ids) { /* token ids: used as given, cut or refused beyond the limit */
         int32_t *ids = j->req.ids[it->i];
@@ -516,6 +518,16 @@ static void fail_job(job *j, int status, const char *type, const char *msg) {
                  " (send shorter inputs, or \"truncate\": true to cut them)");
 }
 
+/* Did the client close its connection while its request waited in the queue?
+ * (A suspended connection is not polled by libmicrohttpd.) */
+static int client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /* Truncates rows of x [n, dim] to dims in place (row-compacting) and normalizes if asked. */
 static int finish_vectors(float *x, size_t n, size_t dim, size_t dims, int normalize) {
     for (size_t i = 0; i < n; i++) {
@@ -552,7 +564,8 @@ static void run_batch(et_server *s, job *batch, et_encoding *encs, int nenc) {
             items[k].i = i;
         }
     tok_task t = {s, items, n_items, encs, nenc};
-    if (s->be.tokenize_threadsafe && nenc > 1 && n_items > 1) et_parallel_n(tok_run, &t, nenc);
+    /* waking the pool costs about as much as tokenizing a few short texts */
+    if (s->be.tokenize_threadsafe && nenc > 1 && n_items >= 32) et_parallel_n(tok_run, &t, nenc);
     else tok_run(&t, 0, 1);
     for (k = 0; k < n_items; k++)
         if (items[k].failed)
@@ -653,6 +666,7 @@ static void *worker_main(void *arg) {
         last->next = NULL;
         s->queued_inputs -= taken;
         int stopping = s->stop;
+        size_t n_gone = 0;
         pthread_mutex_unlock(&s->mu);
 
         if (stopping) { /* drain timed out: answer the rest with 503 */
@@ -660,6 +674,13 @@ static void *worker_main(void *arg) {
         } else if (!encs) {
             for (job *j = batch; j; j = j->next) fail_job(j, 500, "server_error", "out of memory");
         } else {
+            for (job *j = batch; j; j = j->next)
+                if (client_gone(j->conn)) { /* nobody to answer: skip the work */
+                    j->failed = 1;
+                    serve_error_set(&j->err, 499, "server_error", NULL, "client_closed",
+                                    "the client closed the connection");
+                    n_gone++;
+                }
             run_batch(s, batch, encs, nenc);
         }
 
@@ -675,6 +696,7 @@ static void *worker_main(void *arg) {
         s->stats.jobs += n_jobs;
         s->stats.inputs += taken;
         if (n_jobs > s->stats.max_batch_jobs) s->stats.max_batch_jobs = n_jobs;
+        s->stats.cancelled += n_gone;
     }
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < nenc; i++)

@@ -119,6 +119,7 @@ typedef struct serve_stats {
     uint64_t batches;    /* forward passes */
     uint64_t inputs;     /* texts embedded */
     uint64_t max_batch_jobs; /* most requests merged into one forward pass */
+    uint64_t cancelled;  /* queued requests dropped because their client had gone */
 } serve_stats;
 
 /* Starts a server over a backend (borrowed; must outlive the server). */

@@ -84,10 +84,17 @@ static int fake_embed(void *ctx, const int32_t *const *ids, const size_t *lens, 
     (void)err;
     if (f->delay_ms) usleep((useconds_t)f->delay_ms * 1000);
     for (size_t i = 0; i < n; i++) fake_vec(f, ids[i], lens[i], out + i * f->dim);
+    return 0;
+}
+
+/* the server's forward passes (counted; the test's own reference calls are not) */
+static int fake_embed_srv(void *ctx, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
+                          et_error *err) {
+    fake *f = ctx;
     pthread_mutex_lock(&f->mu);
     f->calls++;
     pthread_mutex_unlock(&f->mu);
-    return 0;
+    return fake_embed(ctx, ids, lens, n, out, err);
 }
 
 static const char *fake_prompt(void *ctx, const char *name) {
@@ -115,7 +122,7 @@ static fake F = {.dim = 16, .max_length = 12, .vocab = 1000, .mu = PTHREAD_MUTEX
 static serve_backend backend(fake *f) {
     serve_backend be = {.ctx = f, .dim = f->dim, .max_length = f->max_length, .vocab_size = f->vocab,
                         .tokenize = fake_tokenize, .encoding_free = fake_encoding_free, .tokenize_threadsafe = 1,
-                        .embed_ids = fake_embed, .prompt = fake_prompt, .adapt = fake_adapt};
+                        .embed_ids = fake_embed_srv, .prompt = fake_prompt, .adapt = fake_adapt};
     return be;
 }
 
@@ -313,6 +320,25 @@ static void *client_main(void *arg) {
     return NULL;
 }
 
+/* a client that gives up after 150 ms */
+static void *impatient_main(void *arg) {
+    int port = *(int *)arg;
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/embeddings", port);
+    et_buf body = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"input\":\"abandoned\"}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 150L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    et_buf_free(&body);
+    return NULL;
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     serve_backend be = backend(&F);
@@ -499,6 +525,28 @@ int main(void) {
     TEST_CHECK(r.status == 0 || r.status == 503, "after drain: new requests refused (%ld)", r.status);
     reply_free(&r);
     et_server_free(s);
+
+    /* clients that give up while queued are dropped without computing their request */
+    et_serve_opts o5 = {.port = 0, .max_wait_ms = 0};
+    TEST_CHECK(serve_start_backend(&s, &be, &o5, &err) == ET_OK, "start 5: %s", err.msg);
+    port = et_server_port(s);
+    F.delay_ms = 400;
+    ct[0] = (client_task){.port = port, .id = 200, .n_req = 1};
+    pthread_create(&th[0], NULL, client_main, &ct[0]);
+    usleep(100 * 1000); /* the first request is now in the forward pass */
+    size_t calls0 = F.calls;
+    pthread_t qt[4];
+    for (int i = 0; i < 4; i++) pthread_create(&qt[i], NULL, impatient_main, &port);
+    for (int i = 0; i < 4; i++) pthread_join(qt[i], NULL);
+    pthread_join(th[0], NULL);
+    usleep(100 * 1000);
+    serve_get_stats(s, &st);
+    TEST_CHECK(ct[0].ok == 1, "the patient request was answered");
+    TEST_CHECK(st.cancelled == 4 && F.calls == calls0,
+               "4 abandoned requests dropped without a forward pass (cancelled %llu, forward passes %zu)",
+               (unsigned long long)st.cancelled, F.calls - calls0);
+    et_server_free(s);
+    F.delay_ms = 0;
 
     /* API key */
     F.delay_ms = 0;
