@@ -21,12 +21,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
+int cli_ingest(int argc, char **argv);
+
 static const struct {
     const char *name;
     et_cli_fn fn;
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"ingest", cli_ingest, "documents (PDF, HTML, Markdown, text) -> token-budgeted chunks (JSONL)"},
     {NULL, NULL, NULL},
 };
 
