@@ -379,7 +379,9 @@ static size_t block_of(const et_doc *d, size_t off) {
 
 /* Overlap for a chunk [cs, ce): the start of the longest run of whole
  * trailing sentences (code: lines) within `limit` tokens, else of trailing
- * whole words; never the whole chunk. *ov = ce when there is none. */
+ * whole words; never the whole chunk. *ov = ce when there is none. The
+ * choice made from summed counts is verified with an exact count (and moved
+ * to a later candidate start if the sum was optimistic). */
 static int overlap_start(chunker *c, size_t cs, size_t ce, size_t limit, size_t *ov, size_t *ov_tok) {
     *ov = ce;
     *ov_tok = 0;
@@ -388,7 +390,7 @@ static int overlap_start(chunker *c, size_t cs, size_t ce, size_t limit, size_t 
     const char *s = d->text.data;
     size_t tok = 0, wb = 0, we = 0, t;
     int rc = ET_OK, done = 0;
-    et_spans sp = {0};
+    et_spans sp = {0}, cand = {0}; /* cand: chosen starts, latest (earliest in text) last */
     for (size_t bi = block_of(d, ce - 1) + 1; bi-- > 0 && !done;) {
         const et_block *b = &d->blocks[bi];
         size_t b0 = b->off > cs ? b->off : cs, b1 = b->off + b->len < ce ? b->off + b->len : ce;
@@ -402,12 +404,11 @@ static int overlap_start(chunker *c, size_t cs, size_t ce, size_t limit, size_t 
                 if ((rc = count(c, sp.v[k].off, sp.v[k].len, &t))) goto out;
                 if (tok + t <= limit) {
                     tok += t;
-                    *ov = sp.v[k].off;
-                    *ov_tok = tok;
+                    if ((rc = et_spans_push(&cand, sp.v[k].off, tok, c->err))) goto out;
                     continue;
                 }
             }
-            if (*ov == ce) { /* not even the last sentence fits: its trailing words */
+            if (cand.n == 0) { /* not even the last sentence fits: its trailing words */
                 wb = sp.v[k].off;
                 we = sp.v[k].off + sp.v[k].len;
             }
@@ -416,19 +417,27 @@ static int overlap_start(chunker *c, size_t cs, size_t ce, size_t limit, size_t 
         }
         if (b->off <= cs) break;
     }
-    if (*ov == ce && we > wb) {
+    if (cand.n == 0 && we > wb) {
         sp.n = 0;
         if ((rc = et_split_words(s + wb, we - wb, wb, &sp, c->err))) goto out;
         for (size_t k = sp.n; k-- > 0 && sp.v[k].off > cs;) {
             if ((rc = count(c, sp.v[k].off, sp.v[k].len, &t))) goto out;
             if (tok + t > limit) break;
             tok += t;
-            *ov = sp.v[k].off;
-            *ov_tok = tok;
+            if ((rc = et_spans_push(&cand, sp.v[k].off, tok, c->err))) goto out;
+        }
+    }
+    for (size_t k = cand.n; k-- > 0;) { /* earliest candidate first */
+        if ((rc = count(c, cand.v[k].off, ce - cand.v[k].off, &t))) goto out;
+        if (t <= limit) {
+            *ov = cand.v[k].off;
+            *ov_tok = t;
+            break;
         }
     }
 out:
     et_spans_free(&sp);
+    et_spans_free(&cand);
     return rc;
 }
 

@@ -236,11 +236,27 @@ int et_hyphen_join(const et_strmap *ws, const char *left, size_t ln, const char 
 
 /* ---- page furniture ------------------------------------------------------------- */
 
+/* A roman numeral up to 100 in canonical form, all lower or all upper case
+ * ("xiv", "XLII"; not "mix", "civic", "iiii"). */
 static int is_roman(const char *s, size_t n) {
-    if (n == 0 || n > 8) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!strchr("ivxlcdmIVXLCDM", s[i])) return 0;
-    return 1;
+    static const char *const canon[] = {"", "i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix"};
+    static const char *const tens[] = {"", "x", "xx", "xxx", "xl", "l", "lx", "lxx", "lxxx", "xc"};
+    if (n == 0 || n > 9) return 0;
+    char low[10];
+    int up = 0, lo = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') up = 1, c = (char)(c + 32);
+        else if (c >= 'a' && c <= 'z') lo = 1;
+        low[i] = c;
+    }
+    if (up && lo) return 0;
+    char buf[16];
+    for (int v = 1; v <= 100; v++) {
+        snprintf(buf, sizeof(buf), "%s%s%s", v == 100 ? "c" : "", tens[(v / 10) % 10], canon[v % 10]);
+        if (strlen(buf) == n && !memcmp(buf, low, n)) return 1;
+    }
+    return 0;
 }
 
 /* Skips one number (digits or roman numerals) at s[*i]; 1 if found. */
@@ -331,11 +347,15 @@ static int line_blank(const et_line *l) {
     return 1;
 }
 
-/* Zones of line k of a page whose non-blank lines are idx[0..m). */
+/* Whether the non-blank line of rank `rank` among m on its page is in the
+ * top (or bottom) zone: the first/last 3 lines (fewer on short pages: a
+ * quarter of them, at least 1, when the layout is unknown), within 12% of
+ * the page edge when it is known. */
 static int in_zone(const et_line *l, size_t rank, size_t m, int top, float page_h) {
-    size_t z = 3;
+    int geo = page_h > 0 && l->y1 > 0;
+    size_t z = geo ? 3 : m / 4 < 1 ? 1 : m / 4 > 3 ? 3 : m / 4;
     if (top ? rank >= z : rank + z < m) return 0;
-    if (page_h > 0 && l->y1 > 0) return top ? l->y0 < 0.12f * page_h : l->y1 > 0.88f * page_h;
+    if (geo) return top ? l->y0 < 0.12f * page_h : l->y1 > 0.88f * page_h;
     return 1;
 }
 
@@ -524,10 +544,44 @@ int et_doc_line(et_doc *d, const char *s, size_t n, et_error *err) {
     return append_prose(d, s, n, err);
 }
 
+/* Removes `cut` bytes at `at` from the open block, shifting page marks. */
+static void doc_cut(et_doc *d, size_t at, size_t cut) {
+    memmove(d->text.data + at, d->text.data + at + cut, d->text.len - at - cut);
+    d->text.len -= cut;
+    for (size_t m = d->n_marks; m-- > 0 && d->marks[m].off > at;)
+        d->marks[m].off = d->marks[m].off >= at + cut ? d->marks[m].off - cut : at;
+}
+
+/* Code blocks: remove the indentation common to all non-empty lines, then
+ * any left on the first line, so that a block never starts with a blank. */
+static void code_dedent(et_doc *d) {
+    size_t common = SIZE_MAX;
+    const char *s = d->text.data;
+    for (size_t i = d->start; i < d->text.len;) {
+        size_t k = i;
+        while (k < d->text.len && (s[k] == ' ' || s[k] == '\t')) k++;
+        if (k < d->text.len && s[k] != '\n' && k - i < common) common = k - i;
+        const char *nl = memchr(s + i, '\n', d->text.len - i);
+        i = nl ? (size_t)(nl - s) + 1 : d->text.len;
+    }
+    if (common && common != SIZE_MAX)
+        for (size_t i = d->start; i < d->text.len;) {
+            size_t k = 0;
+            while (k < common && i + k < d->text.len && (d->text.data[i + k] == ' ' || d->text.data[i + k] == '\t')) k++;
+            if (k) doc_cut(d, i, k);
+            const char *nl = memchr(d->text.data + i, '\n', d->text.len - i);
+            i = nl ? (size_t)(nl - d->text.data) + 1 : d->text.len;
+        }
+    size_t k = d->start;
+    while (k < d->text.len && strchr(" \t\n", d->text.data[k])) k++;
+    if (k > d->start) doc_cut(d, d->start, k - d->start);
+}
+
 int et_doc_end(et_doc *d, et_error *err) {
     if (!d->open) return ET_OK;
     d->open = 0;
     if (d->start == SIZE_MAX) return ET_OK;
+    if (d->kind == ET_BLK_CODE) code_dedent(d);
     while (d->text.len > d->start && strchr(" \t\n", d->text.data[d->text.len - 1])) d->text.len--;
     if (d->text.data) d->text.data[d->text.len] = '\0';
     if (d->text.len == d->start) return ET_OK;

@@ -76,29 +76,34 @@ static int inside(xmlNode *e, const char *const *names) {
 
 typedef struct walker {
     et_doc *doc;
-    et_buf text; /* prose of the current block, blanks collapsed later */
+    et_buf text;  /* prose of the current block, blanks collapsed later */
+    et_buf clean; /* scratch for flush */
     int kind;    /* kind of the current block */
     int pre;     /* depth inside <pre> */
     size_t cells; /* cells seen in the current table row */
     et_error *err;
 } walker;
 
-/* Ends the current block: writes its text (prose as one line, code by line). */
+/* Ends the current block: writes its text (prose as one line, code by line),
+ * cleaned again since entities may have produced odd spaces or ligatures. */
 static int flush(walker *w) {
     int rc = ET_OK;
     if (w->text.len) {
-        rc = et_doc_begin(w->doc, w->kind, w->err);
-        if (w->kind == ET_BLK_CODE) {
-            const char *s = w->text.data;
-            size_t n = w->text.len;
+        w->clean.len = 0;
+        rc = et_clean_utf8(w->text.data, w->text.len, &w->clean, NULL, w->err);
+        if (!rc) rc = et_doc_begin(w->doc, w->kind, w->err);
+        if (rc) {
+        } else if (w->kind == ET_BLK_CODE) {
+            const char *s = w->clean.data ? w->clean.data : "";
+            size_t n = w->clean.len;
             for (size_t i = 0; i <= n && !rc;) {
                 const char *nl = memchr(s + i, '\n', n - i);
                 size_t e = nl ? (size_t)(nl - s) : n;
                 rc = et_doc_line(w->doc, s + i, e - i, w->err);
                 i = e + 1;
             }
-        } else if (!rc) {
-            rc = et_doc_line(w->doc, w->text.data, w->text.len, w->err);
+        } else {
+            rc = et_doc_line(w->doc, w->clean.data ? w->clean.data : "", w->clean.len, w->err);
         }
         if (!rc) rc = et_doc_end(w->doc, w->err);
         w->text.len = 0;
@@ -240,6 +245,7 @@ int et_extract_html(et_doc *doc, const char *data, size_t n, const char *name, i
     }
     if (!rc) rc = flush(&w);
     et_buf_free(&w.text);
+    et_buf_free(&w.clean);
     xmlFreeDoc(hd);
     if (rc) return et_err_prefix(err, "%s", name);
     if (doc->n_blocks == 0) {
