@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
@@ -28,12 +29,15 @@ static void usage(FILE *f) {
 }
 
 typedef struct skip_log {
-    int quiet;
+    int quiet, tty;
 } skip_log;
 
 static void on_skip(void *ctx, const char *path, const char *reason, const char *msg) {
     skip_log *l = ctx;
-    if (!l->quiet) fprintf(stderr, "\rembtune ingest: warning: skipped %s (%s): %s\033[K\n", path, reason, msg);
+    if (l->quiet) return;
+    /* on a terminal, overwrite the progress line first */
+    fprintf(stderr, "%sembtune ingest: warning: skipped %s (%s): %s%s\n", l->tty ? "\r" : "", path, reason, msg,
+            l->tty ? "\033[K" : "");
 }
 
 static int parse_size(const char *opt, const char *v, long min, size_t *out) {
@@ -108,7 +112,7 @@ int cli_ingest(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    skip_log log = {quiet};
+    skip_log log = {quiet, isatty(2)};
     o.include = inc;
     o.n_include = ni;
     o.exclude = exc;

@@ -334,16 +334,16 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
     size_t budget = opts->chunk_size;
     if (opts->max_tokens && opts->max_tokens < budget) budget = opts->max_tokens;
     size_t overlap = opts->chunk_overlap;
-    if (budget < 1) return et_err_set(err, ET_EINVAL, "ingest: chunk size must be at least 1 token");
+    if (budget < 1) return et_err_set(err, ET_EINVAL, "chunk size must be at least 1 token");
     if (overlap >= budget) {
         if (opts->max_tokens && opts->max_tokens < opts->chunk_size) overlap = budget / 4;
         else
-            return et_err_set(err, ET_EINVAL, "ingest: chunk overlap (%zu) must be smaller than the chunk size (%zu)",
+            return et_err_set(err, ET_EINVAL, "chunk overlap (%zu) must be smaller than the chunk size (%zu)",
                               overlap, budget);
     }
-    if (n_paths == 0) return et_err_set(err, ET_EINVAL, "ingest: no input paths");
+    if (n_paths == 0) return et_err_set(err, ET_EINVAL, "no input paths");
     if (opts->tokenizer)
-        return et_err_set(err, ET_EUNSUPPORTED, "ingest: tokenizer-based counting is not available in this build");
+        return et_err_set(err, ET_EUNSUPPORTED, "tokenizer-based counting is not available in this build");
 
     walk w = {.o = opts, .st = st, .err = err};
     struct stat osb;
@@ -358,7 +358,7 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
     et_strmap_init(&ids);
     prog g = {0};
     if (!rc && w.n == 0)
-        rc = et_err_set(err, ET_ENOTFOUND, "ingest: no input files (known extensions: pdf html htm xhtml md markdown "
+        rc = et_err_set(err, ET_ENOTFOUND, "no input files (known extensions: pdf html htm xhtml md markdown "
                                            "txt text rst; use --include to select others)");
     if (!rc) rc = et_afile_open(&out, out_path, err);
     if (!rc) {
@@ -415,15 +415,15 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
             } else {
                 rc = frc;
                 if (err) *err = ferr;
-                if (skip != ET_SKIP_NONE) et_err_prefix(err, "ingest (--strict)");
+                if (skip != ET_SKIP_NONE) et_err_prefix(err, "%s (strict mode)", et_skip_reason_str(skip));
             }
         }
         prog_print(&g, 0);
     }
     prog_print(&g, 1);
     if (!rc && st->files == 0)
-        rc = et_err_set(err, ET_EFORMAT, "ingest: none of the %zu input files could be ingested", w.n);
-    if (!rc && st->chunks == 0) rc = et_err_set(err, ET_EFORMAT, "ingest: the inputs hold no text to chunk");
+        rc = et_err_set(err, ET_EFORMAT, "none of the %zu input file%s could be ingested", w.n, w.n == 1 ? "" : "s");
+    if (!rc && st->chunks == 0) rc = et_err_set(err, ET_EFORMAT, "the inputs hold no text to chunk");
     if (out.fp) {
         if (rc) et_afile_abort(&out);
         else rc = et_afile_commit(&out, err);

@@ -102,12 +102,14 @@ typedef struct et_line {
     int drop;       /* set by et_clean_furniture */
 } et_line;
 
-/* Marks page furniture in lines[] (grouped by page, in page order): lines in
- * the top or bottom zone of a page (first/last 3 lines, and, when page_h > 0,
- * within 12% of the page edge) that are page numbers ("7", "vii", "Page 3 of
- * 9", "- 4 -"), or that repeat, with digits ignored, in the same zone on at
- * least 3 pages (or on half the pages, at least 2, of a document with fewer
- * than 6 pages). Returns the number of lines marked. */
+/* Marks page furniture in lines[] (grouped by page, in page order). Lines in
+ * the top or bottom zone of a page - the first/last 3 non-blank lines (when
+ * the layout is unknown: a quarter of the page's lines, at least 1), and,
+ * when page_h > 0 and the line has a box, within 12% of the page edge - are
+ * dropped if they are page numbers ("7", "vii", "Page 3 of 9", "- 4 -"), or
+ * if they repeat, digits ignored, in the same zone on at least 3 pages (on
+ * half the pages, at least 2, of a document with fewer than 6 pages) and do
+ * not span most (70%) of the page's text width. Returns the lines marked. */
 size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h);
 
 /* 1 if s is a page-number line ("12", "xiv", "Page 3", "3 of 10", "- 3 -"). */

@@ -3,6 +3,7 @@
  * controls, NFC; hyphenated line-break joins; page furniture removal. */
 #include "ingest.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -370,7 +371,14 @@ size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h
             size_t b = a;
             while (b < n && lines[b].page == lines[a].page) b++;
             size_t m = 0; /* non-blank lines on this page */
-            for (size_t i = a; i < b; i++) m += !line_blank(&lines[i]);
+            float left = INFINITY, right = -INFINITY;
+            for (size_t i = a; i < b; i++) {
+                m += !line_blank(&lines[i]);
+                if (lines[i].x1 > lines[i].x0) {
+                    left = lines[i].x0 < left ? lines[i].x0 : left;
+                    right = lines[i].x1 > right ? lines[i].x1 : right;
+                }
+            }
             size_t rank = 0;
             char seen[6][256];
             size_t seen_len[6] = {0}, n_seen = 0;
@@ -385,6 +393,8 @@ size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h
                         l->drop = 1;
                         continue;
                     }
+                    /* a line spanning most of the text width is body text */
+                    if (right > left && l->x1 - l->x0 > 0.7f * (right - left)) continue;
                     size_t kl = furniture_key(key, sizeof(key), top ? 'T' : 'B', l->s, l->n);
                     if (!kl) continue;
                     int64_t c = 0;
