@@ -21,8 +21,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
-int cli_ingest(int argc, char **argv);
-
 static const struct {
     const char *name;
     et_cli_fn fn;
@@ -30,6 +28,9 @@ static const struct {
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
     {"ingest", cli_ingest, "documents (PDF, HTML, Markdown, text) -> token-budgeted chunks (JSONL)"},
+    {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
+    {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
+    {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,389 @@
+/* eval_metrics.c - retrieval metrics (sentence-transformers definitions) and
+ * exact top-k search; see eval_metrics.h. */
+#include "eval_metrics.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "threads.h"
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+size_t et_ir_depth(const size_t *ks, size_t n_k) {
+    size_t depth = 100; /* MAP@100 */
+    for (size_t i = 0; i < n_k; i++)
+        if (ks[i] > depth) depth = ks[i];
+    return depth;
+}
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorted, deduplicated copy of rel[lo..hi) into tmp; returns the count. */
+static size_t rel_set(size_t *tmp, const size_t *rel, size_t lo, size_t hi) {
+    size_t n = hi - lo, m = 0;
+    if (!n) return 0;
+    memcpy(tmp, rel + lo, n * sizeof(size_t));
+    qsort(tmp, n, sizeof(size_t), cmp_size);
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || tmp[m - 1] != tmp[i]) tmp[m++] = tmp[i];
+    return m;
+}
+
+static int is_rel(const size_t *set, size_t n, size_t doc) {
+    if (doc == SIZE_MAX) return 0;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set[mid] < doc) lo = mid + 1;
+        else if (set[mid] > doc) hi = mid;
+        else return 1;
+    }
+    return 0;
+}
+
+static int check_csr(size_t nq, const size_t *rel_off, const size_t *rel, size_t *max_rel,
+                     et_error *err) {
+    if (!rel_off) return et_err_set(err, ET_EINVAL, "relevance offsets are NULL");
+    if (rel_off[0] != 0) return et_err_set(err, ET_EINVAL, "relevance offsets must start at 0");
+    size_t mx = 0;
+    for (size_t i = 0; i < nq; i++) {
+        if (rel_off[i + 1] < rel_off[i])
+            return et_err_set(err, ET_EINVAL, "relevance offsets decrease at query %zu", i);
+        if (rel_off[i + 1] - rel_off[i] > mx) mx = rel_off[i + 1] - rel_off[i];
+    }
+    if (rel_off[nq] && !rel) return et_err_set(err, ET_EINVAL, "relevance list is NULL");
+    *max_rel = mx;
+    return ET_OK;
+}
+
+int et_ir_first_ranks(size_t *first, const size_t *ranked, size_t nq, size_t depth,
+                      const size_t *rel_off, const size_t *rel, et_error *err) {
+    size_t mx = 0;
+    int rc = check_csr(nq, rel_off, rel, &mx, err);
+    if (rc) return rc;
+    size_t *set = et_malloc_n(mx ? mx : 1, sizeof(size_t), err);
+    if (!set) return ET_ENOMEM;
+    for (size_t i = 0; i < nq; i++) {
+        size_t nr = rel_set(set, rel, rel_off[i], rel_off[i + 1]);
+        first[i] = 0;
+        for (size_t j = 0; j < depth && nr; j++)
+            if (is_rel(set, nr, ranked[i * depth + j])) {
+                first[i] = j + 1;
+                break;
+            }
+    }
+    free(set);
+    return ET_OK;
+}
+
+/* DCG of a binary relevance row over its first n entries. */
+static double dcg(const unsigned char *hit, size_t n) {
+    double s = 0;
+    for (size_t j = 0; j < n; j++)
+        if (hit[j]) s += 1.0 / log2((double)j + 2.0);
+    return s;
+}
+
+/* IDCG: n_ideal relevant documents at the top. */
+static double idcg(size_t n_ideal) {
+    double s = 0;
+    for (size_t j = 0; j < n_ideal; j++) s += 1.0 / log2((double)j + 2.0);
+    return s;
+}
+
+int et_ir_metrics(const size_t *ranked, size_t nq, size_t depth, const size_t *rel_off,
+                  const size_t *rel, const size_t *ks, size_t n_k, et_ir_result *out, et_error *err) {
+    static const size_t default_ks[4] = {1, 3, 5, 10};
+    if (!ks || !n_k) {
+        ks = default_ks;
+        n_k = 4;
+    }
+    if (n_k > ET_IR_MAX_K)
+        return et_err_set(err, ET_EINVAL, "at most %d cut-offs k (got %zu)", ET_IR_MAX_K, n_k);
+    for (size_t i = 0; i < n_k; i++)
+        if (ks[i] == 0) return et_err_set(err, ET_EINVAL, "cut-off k must be >= 1");
+    if (nq && (!ranked || depth == 0))
+        return et_err_set(err, ET_EINVAL, "empty ranking (depth 0)");
+    size_t mx = 0;
+    int rc = check_csr(nq, rel_off, rel, &mx, err);
+    if (rc) return rc;
+
+    memset(out, 0, sizeof(*out));
+    out->n_k = n_k;
+    memcpy(out->k, ks, n_k * sizeof(size_t));
+    size_t *set = et_malloc_n(mx ? mx : 1, sizeof(size_t), err);
+    unsigned char *hit = et_malloc_n(depth ? depth : 1, 1, err);
+    if (!set || !hit) {
+        free(set);
+        free(hit);
+        return ET_ENOMEM;
+    }
+    /* sums over queries, in query order */
+    double acc[ET_IR_MAX_K] = {0}, prec[ET_IR_MAX_K] = {0}, rec[ET_IR_MAX_K] = {0};
+    double mrr[ET_IR_MAX_K] = {0}, ndcg[ET_IR_MAX_K] = {0};
+    double mrr10 = 0, ndcg10 = 0, map100 = 0;
+    for (size_t i = 0; i < nq; i++) {
+        size_t nr = rel_set(set, rel, rel_off[i], rel_off[i + 1]);
+        if (!nr) {
+            out->n_skipped++;
+            continue;
+        }
+        out->n_queries++;
+        const size_t *row = ranked + i * depth;
+        size_t first = 0; /* 1-based rank of the first hit, 0 = none */
+        for (size_t j = 0; j < depth; j++) {
+            hit[j] = (unsigned char)is_rel(set, nr, row[j]);
+            if (hit[j] && !first) first = j + 1;
+        }
+        for (size_t t = 0; t < n_k; t++) {
+            size_t k = ks[t], kk = ET_MIN(k, depth), nh = 0;
+            for (size_t j = 0; j < kk; j++) nh += hit[j];
+            acc[t] += nh > 0;
+            prec[t] += (double)nh / (double)k;
+            rec[t] += (double)nh / (double)nr;
+            if (first && first <= kk) mrr[t] += 1.0 / (double)first;
+            ndcg[t] += dcg(hit, kk) / idcg(ET_MIN(k, nr));
+        }
+        size_t k10 = ET_MIN((size_t)10, depth);
+        if (first && first <= k10) mrr10 += 1.0 / (double)first;
+        ndcg10 += dcg(hit, k10) / idcg(ET_MIN((size_t)10, nr));
+        /* AP@100: precision at each relevant hit, over min(100, |relevant|) */
+        size_t k100 = ET_MIN((size_t)100, depth), nh = 0;
+        double sp = 0;
+        for (size_t j = 0; j < k100; j++)
+            if (hit[j]) sp += (double)(++nh) / (double)(j + 1);
+        map100 += sp / (double)ET_MIN((size_t)100, nr);
+    }
+    free(set);
+    free(hit);
+    if (!out->n_queries)
+        return et_err_set(err, ET_EINVAL, "no query has a relevant document (%zu queries)", nq);
+    double n = (double)out->n_queries;
+    for (size_t t = 0; t < n_k; t++) {
+        out->accuracy[t] = acc[t] / n;
+        out->precision[t] = prec[t] / n;
+        out->recall[t] = rec[t] / n;
+        out->mrr[t] = mrr[t] / n;
+        out->ndcg[t] = ndcg[t] / n;
+    }
+    out->mrr10 = mrr10 / n;
+    out->ndcg10 = ndcg10 / n;
+    out->map100 = map100 / n;
+    return ET_OK;
+}
+
+/* ---- top-k selection ------------------------------------------------------------- */
+
+/* A bounded heap of (score, index) whose root is the worst kept entry.
+ * Order: higher score is better; on equal scores the lower index is better. */
+static inline int worse(float sa, size_t ia, float sb, size_t ib) {
+    return sa < sb || (sa == sb && ia > ib);
+}
+
+static void heap_sift_down(float *s /* [n] */, size_t *ix /* [n] */, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && worse(s[l], ix[l], s[w], ix[w])) w = l;
+        if (r < n && worse(s[r], ix[r], s[w], ix[w])) w = r;
+        if (w == i) return;
+        float ts = s[i]; s[i] = s[w]; s[w] = ts;
+        size_t ti = ix[i]; ix[i] = ix[w]; ix[w] = ti;
+        i = w;
+    }
+}
+
+static void heap_sift_up(float *s, size_t *ix, size_t i) {
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!worse(s[i], ix[i], s[p], ix[p])) return;
+        float ts = s[i]; s[i] = s[p]; s[p] = ts;
+        size_t ti = ix[i]; ix[i] = ix[p]; ix[p] = ti;
+        i = p;
+    }
+}
+
+/* Offers scores[0..n) with indices base + j to the heap (hs, hi, *cnt of k).
+ * Indices must arrive in increasing order across calls: then a candidate equal
+ * to the root is worse than it, and "s > root" is the whole test. */
+static void heap_offer(float *hs /* [k] */, size_t *hi /* [k] */, size_t *cnt, size_t k,
+                       const float *scores /* [n] */, size_t n, size_t base) {
+    size_t c = *cnt, j = 0;
+    for (; j < n && c < k; j++) {
+        float s = scores[j];
+        if (s != s) s = -INFINITY;
+        hs[c] = s;
+        hi[c] = base + j;
+        heap_sift_up(hs, hi, c);
+        c++;
+    }
+    if (c == k) {
+        float thr = hs[0];
+        for (; j < n; j++) {
+            float s = scores[j];
+            if (s > thr) {
+                hs[0] = s;
+                hi[0] = base + j;
+                heap_sift_down(hs, hi, k, 0);
+                thr = hs[0];
+            }
+        }
+    }
+    *cnt = c;
+}
+
+/* Heap -> best-first output, padded to k with SIZE_MAX / -INFINITY. Sorts the
+ * heap in place (heapsort: the worst goes last), then copies; ranked/top may
+ * alias hi/hs. */
+static void heap_emit(size_t *ranked /* [k] */, float *top /* [k] or NULL */, float *hs, size_t *hi,
+                      size_t cnt, size_t k) {
+    for (size_t n = cnt; n > 1; n--) {
+        float ts = hs[0]; hs[0] = hs[n - 1]; hs[n - 1] = ts;
+        size_t ti = hi[0]; hi[0] = hi[n - 1]; hi[n - 1] = ti;
+        heap_sift_down(hs, hi, n - 1, 0);
+    }
+    if (ranked != hi) memcpy(ranked, hi, cnt * sizeof(size_t));
+    if (top && top != hs) memcpy(top, hs, cnt * sizeof(float));
+    for (size_t j = cnt; j < k; j++) {
+        ranked[j] = SIZE_MAX;
+        if (top) top[j] = -INFINITY;
+    }
+}
+
+void et_topk_row(size_t *ranked, float *top, const float *scores, size_t n, size_t k) {
+    size_t cnt = 0;
+    heap_offer(top, ranked, &cnt, k, scores, n, 0);
+    heap_emit(ranked, top, top, ranked, cnt, k);
+}
+
+/* ---- exact top-k ------------------------------------------------------------------- */
+
+static int check_topk_args(const float *q, size_t nq, const float *docs, size_t nd, size_t d,
+                           size_t k, const size_t *ranked, et_error *err) {
+    if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
+    if (!d) return et_err_set(err, ET_EINVAL, "top-k: dimension must be >= 1");
+    size_t t;
+    if (!et_size_mul(nq, d, &t) || !et_size_mul(nd, d, &t) || !et_size_mul(nq, k, &t))
+        return et_err_set(err, ET_EINVAL, "top-k: size overflow");
+    if ((nq && (!q || !ranked)) || (nd && !docs)) return et_err_set(err, ET_EINVAL, "top-k: NULL array");
+    for (size_t i = 0; i < nq * d; i++)
+        if (!isfinite(q[i]))
+            return et_err_set(err, ET_ENUMERIC, "top-k: query %zu has a non-finite value at dimension %zu",
+                              i / d, i % d);
+    for (size_t i = 0; i < nd * d; i++)
+        if (!isfinite(docs[i]))
+            return et_err_set(err, ET_ENUMERIC,
+                              "top-k: document %zu has a non-finite value at dimension %zu", i / d, i % d);
+    return ET_OK;
+}
+
+static __thread const double *ref_sc;
+static int cmp_ref(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    if (ref_sc[x] > ref_sc[y]) return -1;
+    if (ref_sc[x] < ref_sc[y]) return 1;
+    return x < y ? -1 : x > y;
+}
+
+int et_topk_ref(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
+                size_t *ranked, float *scores, et_error *err) {
+    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, err);
+    if (rc) return rc;
+    double *sc = et_malloc_n(nd ? nd : 1, sizeof(double), err);
+    size_t *ord = et_malloc_n(nd ? nd : 1, sizeof(size_t), err);
+    if (!sc || !ord) {
+        free(sc);
+        free(ord);
+        return ET_ENOMEM;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        for (size_t j = 0; j < nd; j++) {
+            double s = 0;
+            for (size_t c = 0; c < d; c++) s += (double)q[i * d + c] * (double)docs[j * d + c];
+            sc[j] = s;
+            ord[j] = j;
+        }
+        ref_sc = sc;
+        qsort(ord, nd, sizeof(size_t), cmp_ref);
+        for (size_t j = 0; j < k; j++) {
+            ranked[i * k + j] = j < nd ? ord[j] : SIZE_MAX;
+            if (scores) scores[i * k + j] = j < nd ? (float)sc[ord[j]] : -INFINITY;
+        }
+    }
+    free(sc);
+    free(ord);
+    return ET_OK;
+}
+
+/* Block sizes: the score block is QB x DB floats (8 MiB). */
+#define TOPK_QB 512
+#define TOPK_DB 4096
+
+typedef struct {
+    const float *S; /* [qb, db] scores of the block */
+    size_t qb, db, d0, k;
+    float *hs;      /* [qb, k] heap scores */
+    size_t *hi;     /* [qb, k] heap indices */
+    size_t *cnt;    /* [qb] */
+} topk_task;
+
+static void topk_block_task(void *arg, int ith, int nth) {
+    topk_task *t = arg;
+    long lo, hi;
+    et_split((long)t->qb, ith, nth, &lo, &hi);
+    for (long r = lo; r < hi; r++)
+        heap_offer(t->hs + (size_t)r * t->k, t->hi + (size_t)r * t->k, &t->cnt[r], t->k,
+                   t->S + (size_t)r * t->db, t->db, t->d0);
+}
+
+int et_topk(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
+            size_t *ranked, float *scores, et_error *err) {
+    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, err);
+    if (rc) return rc;
+    if (d > INT32_MAX) return et_err_set(err, ET_EINVAL, "top-k: dimension %zu too large", d);
+    size_t qb_max = ET_MIN((size_t)TOPK_QB, nq ? nq : 1);
+    size_t db_max = ET_MIN((size_t)TOPK_DB, nd ? nd : 1);
+    size_t kk = ET_MIN(k, nd ? nd : 1); /* heap capacity */
+    float *S = et_malloc_n((size_t)qb_max * db_max, sizeof(float), err);
+    float *hs = et_malloc_n((size_t)qb_max * kk, sizeof(float), err);
+    size_t *hix = et_malloc_n((size_t)qb_max * kk, sizeof(size_t), err);
+    size_t *cnt = et_malloc_n(qb_max, sizeof(size_t), err);
+    if (!S || !hs || !hix || !cnt) {
+        free(S); free(hs); free(hix); free(cnt);
+        return ET_ENOMEM;
+    }
+    for (size_t q0 = 0; q0 < nq; q0 += qb_max) {
+        size_t qb = ET_MIN(qb_max, nq - q0);
+        memset(cnt, 0, qb * sizeof(size_t));
+        for (size_t d0 = 0; d0 < nd; d0 += db_max) {
+            size_t db = ET_MIN(db_max, nd - d0);
+            /* S[qb, db] = Q[q0:q0+qb] @ D[d0:d0+db]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)db, (int)d, 1.0f,
+                        q + q0 * d, (int)d, docs + d0 * d, (int)d, 0.0f, S, (int)db);
+            topk_task t = {S, qb, db, d0, kk, hs, hix, cnt};
+            et_parallel(topk_block_task, &t);
+        }
+        for (size_t r = 0; r < qb; r++)
+            heap_emit(ranked + (q0 + r) * k, scores ? scores + (q0 + r) * k : NULL, hs + r * kk,
+                      hix + r * kk, cnt[r], k);
+    }
+    free(S); free(hs); free(hix); free(cnt);
+    return ET_OK;
+}
+
+void et_l2_normalize(float *x, size_t n, size_t d) {
+    for (size_t i = 0; i < n; i++) {
+        float *r = x + i * d;
+        double ss = 0;
+        for (size_t c = 0; c < d; c++) ss += (double)r[c] * r[c];
+        if (ss > 0) {
+            float inv = (float)(1.0 / sqrt(ss));
+            for (size_t c = 0; c < d; c++) r[c] *= inv;
+        }
+    }
+}
