@@ -60,7 +60,13 @@ check:
 debug:
 	$(MAKE) BUILD=build-debug OPT=-O0 all
 
-bench: all
+BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libembtune.a
+	@mkdir -p $(dir $@)
+	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libembtune.a $(LDLIBS)
+
+bench: all $(BENCH_BINS)
 	bench/run.sh
 
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
