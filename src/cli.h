@@ -12,4 +12,8 @@ int cli_fail(const char *cmd, const et_error *err);
 /* Prints "embtune <cmd>: <formatted>" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* subcommands */
+int cli_embed(int argc, char **argv);
+int cli_info(int argc, char **argv);
+
 #endif

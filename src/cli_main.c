@@ -27,6 +27,8 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"embed", cli_embed, "embed texts with a model (.npy or .jsonl output)"},
+    {"info", cli_info, "describe a model directory"},
     {NULL, NULL, NULL},
 };
 
