@@ -29,6 +29,7 @@ static const struct {
     /* subcommands register here, one line each, in workflow order */
     {"embed", cli_embed, "embed texts with a model (.npy or .jsonl output)"},
     {"info", cli_info, "describe a model directory"},
+    {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {NULL, NULL, NULL},
 };
 
