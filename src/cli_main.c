@@ -30,6 +30,7 @@ static const struct {
     {"embed", cli_embed, "embed texts with a model (.npy or .jsonl output)"},
     {"info", cli_info, "describe a model directory"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
+    {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
     {NULL, NULL, NULL},
 };
 
