@@ -15,8 +15,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* embed and info (cli_embed.c, cli_info.c) */
 int cli_embed(int argc, char **argv);
 int cli_info(int argc, char **argv);
+/* generate (cli_generate.c) */
+int cli_generate(int argc, char **argv);
+
 /* evaluation (cli_eval.c) */
 int cli_eval(int argc, char **argv);
+
 /* serve and hub (cli_serve.c, cli_download.c) */
 int cli_serve(int argc, char **argv);
 int cli_download(int argc, char **argv);
