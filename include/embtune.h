@@ -272,6 +272,40 @@ typedef struct et_hub_opts {
 int et_hub_download(const char *spec, const et_hub_opts *opts, char **snapshot_dir,
                     et_error *err);
 
+/* OpenAI-compatible embeddings server (libmicrohttpd): POST /v1/embeddings,
+ * POST /embed (Hugging Face text-embeddings-inference), GET /health,
+ * GET /v1/models. Concurrent requests are batched into one forward pass on a
+ * single worker thread that owns the model. */
+typedef struct et_server et_server;
+
+typedef struct et_serve_opts {
+    const char *host;       /* NULL = "127.0.0.1" (an IPv4/IPv6 address or name) */
+    int port;               /* 0 = any free port (see et_server_port) */
+    const char *api_key;    /* NULL = open; else "Authorization: Bearer KEY" is required
+                               (except GET /health); copied, never logged */
+    const char *model_name; /* id reported by /v1/models and responses; NULL = "embtune" */
+    size_t max_batch;       /* inputs per forward pass (0 = 64) */
+    double max_wait_ms;     /* longest wait for more requests to fill a batch, only while
+                               requests are arriving (< 0 = default 5; 0 = never wait) */
+    size_t max_inputs;      /* inputs per request (0 = 2048), more: 413 */
+    size_t max_body;        /* request body bytes (0 = 16 MiB), more: 413 */
+    size_t max_tokens;      /* tokens per input, special tokens included
+                               (0 or more than the model's: the model's max length) */
+    int no_truncate;        /* 1 = longer inputs get 413 unless the request says
+                               truncate: true; 0 = they are cut */
+    int threads;            /* HTTP poll threads (0 = 2) */
+    int log_requests;       /* 1 = one line per request on stderr */
+} et_serve_opts;
+
+/* TCP port the server listens on (useful after port 0). */
+int et_server_port(const et_server *s);
+/* Graceful stop: refuses new connections, answers every request already
+ * received, then closes. Waits at most timeout_s seconds (<= 0: 30 s);
+ * ET_OK if everything in flight was answered, ET_ECANCELED on timeout. */
+int et_server_drain(et_server *s, double timeout_s);
+/* Stops (draining first if not done) and frees. NULL is a no-op. */
+void et_server_free(et_server *s);
+
 #ifdef __cplusplus
 }
 #endif
