@@ -72,6 +72,9 @@ typedef struct et_tokenizer et_tokenizer;
 
 /* Loads a tokenizer.json file. Caller frees with et_tokenizer_free. */
 int et_tokenizer_load(et_tokenizer **out, const char *path, et_error *err);
+/* Loads a tokenizer.json held in memory; `name` labels messages. Caller frees. */
+int et_tokenizer_load_buffer(et_tokenizer **out, const char *data, size_t len, const char *name,
+                             et_error *err);
 /* Loads from a model directory: tokenizer.json, else vocab.txt (+
  * tokenizer_config.json for do_lower_case etc.). Caller frees. */
 int et_tokenizer_load_dir(et_tokenizer **out, const char *dir, et_error *err);

@@ -24,5 +24,7 @@ int cli_eval(int argc, char **argv);
 /* serve and hub (cli_serve.c, cli_download.c) */
 int cli_serve(int argc, char **argv);
 int cli_download(int argc, char **argv);
+/* tokenizer (cli_tokenize.c) */
+int cli_tokenize(int argc, char **argv);
 
 #endif

@@ -32,6 +32,7 @@ static const struct {
     {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
+    {"tokenize", cli_tokenize, "tokenize text as Hugging Face tokenizers does (ids, offsets)"},
     {NULL, NULL, NULL},
 };
 
