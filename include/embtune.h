@@ -183,6 +183,58 @@ int et_embed_ids(et_model *m, const int32_t *const *ids, const size_t *lens, siz
 void et_model_set_batch_size(et_model *m, size_t batch_size);
 
 /* ==== ingest (documents -> chunks) ========================================== */
+/* Files and directories (recursive) -> one JSONL chunk file (src/chunks.h):
+ * PDF (poppler), HTML, Markdown and plain text are cleaned (UTF-8 with a
+ * Windows-1252 fallback, ligatures, hyphenation, page headers/footers) and
+ * split into sentence-aware chunks of at most chunk_size tokens, counted with
+ * the given tokenizer or, without one, a word-based estimate. */
+
+#define ET_INGEST_CHUNK_SIZE 256
+#define ET_INGEST_CHUNK_OVERLAP 32
+
+typedef struct et_ingest_opts {
+    size_t chunk_size;    /* token budget per chunk (default 256) */
+    size_t chunk_overlap; /* overlap tokens, < chunk_size (default 32) */
+    const et_tokenizer *tokenizer; /* borrowed; NULL = word-based estimate */
+    size_t max_tokens;    /* model limit (max length - special tokens); 0 = none */
+    const char *const *include; /* [n_include] globs (fnmatch) on the path relative */
+    size_t n_include;           /* to its argument, or on the file name; borrowed */
+    const char *const *exclude; /* [n_exclude] globs, same matching; also prune dirs */
+    size_t n_exclude;
+    int strict;           /* 1: an unreadable/unsupported file is an error */
+    int progress;         /* 1: progress line on stderr (tty or ET_PROGRESS=1) */
+    /* Called for each skipped file (may be NULL): path, reason ("encrypted",
+     * "corrupt", "no text", "binary", "empty", "unreadable") and a message. */
+    void (*on_skip)(void *ctx, const char *path, const char *reason, const char *msg);
+    void *cb_ctx;
+} et_ingest_opts;
+
+/* Fills the defaults above. */
+void et_ingest_opts_default(et_ingest_opts *o);
+
+typedef struct et_ingest_stats {
+    size_t files;      /* documents ingested */
+    size_t pages;      /* PDF pages (text files with form feeds count their pages) */
+    size_t chunks;     /* chunks written */
+    size_t tokens;     /* sum of n_tokens */
+    size_t max_chunk_tokens;
+    size_t skipped;    /* files skipped (see on_skip) */
+    size_t skipped_by[8]; /* per reason, indexed as et_ingest_reason_name(i) */
+    size_t duplicates; /* chunks dropped because an identical one (same id) was written */
+    size_t ignored;    /* files not selected (extension, --include/--exclude, hidden) */
+    size_t bytes;      /* bytes of input read */
+    double seconds;
+} et_ingest_stats;
+
+/* Name of a skip reason index (0 = "none"), NULL past the end. */
+const char *et_ingest_reason_name(size_t i);
+
+/* Ingests paths into out_path (written atomically: on error the previous file,
+ * if any, is untouched). stats may be NULL. Without opts->strict, files that
+ * cannot be ingested are skipped and reported through on_skip; it is an error
+ * if nothing at all could be ingested. */
+int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, const et_ingest_opts *opts,
+              et_ingest_stats *stats, et_error *err);
 
 /* ==== generate (chunks -> synthetic queries) ================================ */
 /* Reads a chunk file (see `embtune ingest`), writes (query, chunk) training

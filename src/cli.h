@@ -15,6 +15,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* embed and info (cli_embed.c, cli_info.c) */
 int cli_embed(int argc, char **argv);
 int cli_info(int argc, char **argv);
+/* ingest (cli_ingest.c) */
+int cli_ingest(int argc, char **argv);
+
 /* generate (cli_generate.c) */
 int cli_generate(int argc, char **argv);
 
