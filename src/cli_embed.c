@@ -18,7 +18,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: embtune embed -m MODEL_DIR -i INPUT -o OUTPUT [options]\n\n"
             "Embeds texts with a model directory (Hugging Face / sentence-transformers layout).\n\n"
-            "  -m, --model DIR        model directory (BERT, XLM-RoBERTa or model2vec)\n"
+            "  -m, --model MODEL      model directory (BERT, XLM-RoBERTa or model2vec) or Hugging\n"
+            "                         Face id org/name[@revision] (fetched into the HF cache)\n"
             "  -i, --input FILE       one text per line, or .jsonl with a \"text\" field; - = stdin\n"
             "  -o, --output FILE      .npy (float32 [n, dim], row i = input i) or .jsonl\n"
             "                         ({\"embedding\": [...]} per line)\n"
@@ -185,7 +186,11 @@ int cli_embed(int argc, char **argv) {
     et_error err = {0};
     et_model *m = NULL;
     et_model_opts mo = {pooling, (size_t)max_len, quiet};
-    if (et_model_load(&m, model_dir, &mo, &err)) return cli_fail("embed", &err);
+    char *resolved = NULL; /* a directory, or a Hub id fetched into the HF cache */
+    if (et_resolve_model(model_dir, &resolved, &err)) return cli_fail("embed", &err);
+    int lrc = et_model_load(&m, resolved, &mo, &err);
+    free(resolved);
+    if (lrc) return cli_fail("embed", &err);
     et_model_set_batch_size(m, (size_t)batch);
     if (prompt_name) {
         prompt = et_model_prompt(m, prompt_name);

@@ -1,6 +1,7 @@
 /* cli_info.c - `embtune info -m MODEL_DIR`: what a model directory holds. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -26,7 +27,11 @@ int cli_info(int argc, char **argv) {
     et_error err = {0};
     et_model *m = NULL;
     et_model_opts mo = {0, 0, 1};
-    if (et_model_load(&m, dir, &mo, &err)) return cli_fail("info", &err);
+    char *resolved = NULL; /* a directory, or a Hub id fetched into the HF cache */
+    if (et_resolve_model(dir, &resolved, &err)) return cli_fail("info", &err);
+    int lrc = et_model_load(&m, resolved, &mo, &err);
+    free(resolved);
+    if (lrc) return cli_fail("info", &err);
     et_model_info i;
     et_model_get_info(m, &i);
     printf("model         %s\n", dir);

@@ -225,12 +225,16 @@ static enum MHD_Result handle_embed(et_server *s, struct MHD_Connection *c, req_
             return respond_error(s, c, r, &e);
         }
         j->adapt = !strcmp(pname, "query");
-    } else if (j->req.input_type == SERVE_INPUT_QUERY) {
-        j->prompt = s->be.prompt ? s->be.prompt(s->be.ctx, "query") : NULL;
-        j->adapt = 1;
-    } else if (j->req.input_type == SERVE_INPUT_DOCUMENT && s->be.prompt) {
-        j->prompt = s->be.prompt(s->be.ctx, "document");
-        if (!j->prompt) j->prompt = s->be.prompt(s->be.ctx, "passage");
+    } else { /* as sentence-transformers' encode_query / encode_document / encode */
+        static const char *const qnames[] = {"query", NULL};
+        static const char *const dnames[] = {"document", "passage", "corpus", NULL};
+        const char *const *names = j->req.input_type == SERVE_INPUT_QUERY      ? qnames
+                                   : j->req.input_type == SERVE_INPUT_DOCUMENT ? dnames
+                                                                               : NULL;
+        for (size_t k = 0; names && names[k] && !j->prompt && s->be.prompt; k++)
+            j->prompt = s->be.prompt(s->be.ctx, names[k]);
+        if (!j->prompt) j->prompt = s->be.default_prompt;
+        j->adapt = j->req.input_type == SERVE_INPUT_QUERY;
     }
     if (j->prompt && !j->prompt[0]) j->prompt = NULL;
     if (j->prompt && j->req.ids) {

@@ -39,6 +39,9 @@ typedef struct serve_backend {
     /* Embeds n token sequences into out [n, dim]. Worker only. */
     int (*embed_ids)(void *ctx, const int32_t *const *ids, const size_t *lens, size_t n,
                      float *out /* [n, dim] */, et_error *err);
+    /* Prompt applied when a request names none (sentence-transformers'
+     * default_prompt_name, as `embtune embed` does), or NULL. */
+    const char *default_prompt;
     /* Prompt text for a prompt name, NULL if the model has none. Any thread. */
     const char *(*prompt)(void *ctx, const char *name);
     /* Adapter applied in place to n vectors [n, dim] of one request; is_query says

@@ -170,5 +170,27 @@ reset
 check "online run completes the snapshot" dl test-org/tiny
 check "only the missing file was fetched (blob reused)" bash -c "[ \$(curl -sf '$HF_ENDPOINT/_log' | grep -c '\"GET\".*resolve') -le 1 ]"
 
+# ---- 9. -m org/name in the other commands: cache, offline, automatic download --------
+fresh m; reset
+printf 'what is R?\nR is a language for statistics.\n' >"$OUT/texts.txt"
+"$EMBTUNE" embed -q -m "$FIX" -i "$OUT/texts.txt" -o "$OUT/ref.jsonl"
+check "embed -m test-org/tiny downloads into the cache" \
+    "$EMBTUNE" embed -q -m test-org/tiny -i "$OUT/texts.txt" -o "$OUT/hub.jsonl"
+check "  and gives the vectors of the model directory" cmp -s "$OUT/ref.jsonl" "$OUT/hub.jsonl"
+check "  the snapshot is in the HF layout" test -L "$HF_HOME/hub/models--test-org--tiny/snapshots/$COMMIT/model.safetensors"
+reset
+check "embed -m test-org/tiny with the cache complete: no request" \
+    bash -c "'$EMBTUNE' embed -q -m test-org/tiny -i '$OUT/texts.txt' -o '$OUT/hub2.jsonl' && [ \$(curl -sf '$HF_ENDPOINT/_log' | wc -l) = 0 ]"
+check "embed -m test-org/tiny offline" \
+    bash -c "HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 '$EMBTUNE' embed -q -m test-org/tiny -i '$OUT/texts.txt' -o '$OUT/hub3.jsonl' && cmp -s '$OUT/ref.jsonl' '$OUT/hub3.jsonl'"
+check "info -m test-org/tiny@$COMMIT" bash -c "'$EMBTUNE' info -m test-org/tiny@$COMMIT | grep -q model2vec"
+fresh m2
+check "embed -m with a missing repo fails clearly" \
+    bash -c "! '$EMBTUNE' embed -q -m test-org/nope -i '$OUT/texts.txt' -o '$OUT/x.jsonl' 2>'$OUT/stderr'"
+check "  (message)" in_err "not found"
+check "a missing local directory is not sent to the hub" \
+    bash -c "! '$EMBTUNE' info -m ./no/such/model 2>'$OUT/stderr'"
+check "  (message)" in_err "no such directory"
+
 echo "test_hub_download: $fails failure(s)"
 [ $fails = 0 ]

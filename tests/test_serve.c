@@ -578,14 +578,24 @@ int main(void) {
     reply_free(&r);
     et_server_free(s);
 
-    /* no truncation by default (--no-truncate); the request may still ask for it */
+    /* no truncation by default (--no-truncate); the request may still ask for it.
+     * And a model with a default prompt: used unless the request selects another */
     et_serve_opts o4 = {.port = 0, .no_truncate = 1, .max_wait_ms = 0};
-    TEST_CHECK(serve_start_backend(&s, &be, &o4, &err) == ET_OK, "start 4: %s", err.msg);
+    serve_backend be4 = be;
+    be4.default_prompt = "default: ";
+    TEST_CHECK(serve_start_backend(&s, &be4, &o4, &err) == ET_OK, "start 4: %s", err.msg);
     port = et_server_port(s);
+    expect_text("default: ", "x y", 12, 0, q);
+    expect_vectors(port, "/v1/embeddings", "{\"input\":\"x y\"}", q, 1, 16, 0, "default prompt");
+    expect_vectors(port, "/v1/embeddings", "{\"input\":\"x y\",\"input_type\":\"document\"}", q, 1, 16, 0,
+                   "default prompt for documents without a document prompt");
+    expect_text("query: ", "x y", 12, 1, q);
+    expect_vectors(port, "/v1/embeddings", "{\"input\":\"x y\",\"input_type\":\"query\"}", q, 1, 16, 0,
+                   "query prompt wins over the default");
     char lb[512];
     snprintf(lb, sizeof(lb), "{\"input\":\"%s eleven twelve\"}", longt); /* 14 tokens > 12 */
     expect_error(port, "/v1/embeddings", lb, 413, "input", "no-truncate server");
-    expect_text(NULL, "one two three four five six seven eight nine ten eleven twelve", 12, 0, q);
+    expect_text("default: ", "one two three four five six seven eight nine ten eleven twelve", 12, 0, q);
     snprintf(lb, sizeof(lb), "{\"input\":\"%s eleven twelve\",\"truncate\":true}", longt);
     expect_vectors(port, "/v1/embeddings", lb, q, 1, 16, 0, "truncate: true overrides");
     et_server_free(s);

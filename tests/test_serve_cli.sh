@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# test_serve_cli.sh - `embtune serve` with the real model2vec fixture, curl as the client:
+# every endpoint and error path, auth, base64, dimensions, replies equal to `embtune embed`'s
+# vectors; a 64-connection load test where every reply is checked against its own inputs
+# (tests/serve_client.py); SIGTERM with requests in flight drains and exits 0.
+set -u
+cd "$(dirname "$0")/.."
+: "${BUILD:=build}" "${EMBTUNE:=$PWD/$BUILD/embtune}" "${SHARED:=$(cd .. && pwd)/shared}"
+FIX=$SHARED/fixtures/model2vec-bge-base-q128
+OUT=$BUILD/test-out/serve_cli
+rm -rf "$OUT"
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PY=${PYTHON:-python3}
+export ET_PROGRESS=0
+
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+SRV=
+start_server() { # args...; sets SRV and PORT
+    "$EMBTUNE" serve --port 0 "$@" 2>"$OUT/serve.err" &
+    SRV=$!
+    PORT=
+    for _ in $(seq 200); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$OUT/serve.err")
+        [ -n "$PORT" ] && return 0
+        kill -0 $SRV 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "server did not start:"; cat "$OUT/serve.err"; return 1
+}
+stop_server() { # SIGTERM; returns the server's exit code
+    kill -TERM $SRV 2>/dev/null
+    local rc=0
+    wait $SRV || rc=$?
+    SRV=
+    return $rc
+}
+trap '[ -n "$SRV" ] && kill -9 $SRV 2>/dev/null' EXIT
+
+# texts and their reference vectors from `embtune embed`
+{
+    cat tests/ref/texts.txt 2>/dev/null | awk 'NF > 0'
+    for i in $(seq 300); do echo "sentence number $i about statistics, regression and the R language $((i * 7))"; done
+} | awk 'NF > 0 && !seen[$0]++' >"$OUT/texts.txt"
+NT=$(wc -l <"$OUT/texts.txt")
+"$EMBTUNE" embed -q -m "$FIX" -i "$OUT/texts.txt" -o "$OUT/ref.jsonl" ||
+    { echo "embtune embed failed"; exit 1; }
+
+post() { # path body [extra curl args] -> $OUT/body, prints the status
+    local path=$1 body=$2; shift 2
+    curl -s -o "$OUT/body" -w '%{http_code}' -X POST "http://127.0.0.1:$PORT$path" \
+        -H 'Content-Type: application/json' --data-binary "$body" "$@"
+}
+get() { curl -s -o "$OUT/body" -w '%{http_code}' "http://127.0.0.1:$PORT$1" "${@:2}"; }
+# compare reply rows with reference rows: jq-free, python stdlib
+cmp_rows() { # mode(openai|tei) dims normalize idx...
+    $PY - "$OUT/body" "$OUT/ref.jsonl" "$@" <<'PY'
+import base64, json, math, struct, sys
+body, ref, mode, dims, norm = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+idx = [int(x) for x in sys.argv[6:]]
+refs = [json.loads(l)["embedding"] for l in open(ref)]
+r = json.load(open(body))
+rows = r if mode == "tei" else [d["embedding"] for d in r["data"]]
+if len(rows) != len(idx): sys.exit("got %d rows, expected %d" % (len(rows), len(idx)))
+worst = 0
+for row, i in zip(rows, idx):
+    if isinstance(row, str):
+        raw = base64.b64decode(row); row = struct.unpack("<%df" % (len(raw) // 4), raw)
+    want = refs[i][:dims] if dims else refs[i]
+    if norm:
+        s = math.sqrt(sum(x * x for x in want)); want = [x / s for x in want]
+    if len(row) != len(want): sys.exit("dim %d, expected %d" % (len(row), len(want)))
+    worst = max([worst] + [abs(a - b) for a, b in zip(row, want)])
+print("max abs err %.3g" % worst)
+sys.exit(0 if worst <= 1e-6 else "max abs err %g > 1e-6" % worst)
+PY
+}
+err_shape() { # status param|- : OpenAI error object with message/type/param/code
+    $PY - "$OUT/body" "$1" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))["error"]
+assert isinstance(e["message"], str) and e["message"] and isinstance(e["type"], str), e
+assert "param" in e and "code" in e, e
+if sys.argv[2] != "-": assert e["param"] == sys.argv[2], e
+PY
+}
+T0=$(sed -n 1p "$OUT/texts.txt" | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read().rstrip("\n")))')
+T1=$(sed -n 2p "$OUT/texts.txt" | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read().rstrip("\n")))')
+T5=$(sed -n 6p "$OUT/texts.txt" | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read().rstrip("\n")))')
+
+# ---- endpoints ------------------------------------------------------------------------
+start_server -m "$FIX" --name tiny || exit 1
+check "GET /health" test "$(get /health)" = 200
+check "GET /v1/models names the model" bash -c "[ \"\$(curl -s http://127.0.0.1:$PORT/v1/models | grep -c '\"id\":\"tiny\"')\" = 1 ]"
+s=$(post /v1/embeddings "{\"input\": $T0, \"model\": \"tiny\"}")
+check "POST /v1/embeddings one text: 200" test "$s" = 200
+check "  vector = embtune embed (<= 1e-6)" cmp_rows openai 0 0 0
+s=$(post /v1/embeddings "{\"input\": [$T0, $T1, $T5]}")
+check "three texts: 200, in order, = embed" cmp_rows openai 0 0 0 1 5
+check "usage.prompt_tokens > 0" grep -q '"prompt_tokens":[1-9]' "$OUT/body"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"encoding_format\": \"base64\"}")
+check "base64 decodes to embed's float32" cmp_rows openai 0 0 0 5
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"dimensions\": 16}")
+check "dimensions 16: truncated + renormalized" cmp_rows openai 16 1 0 5
+s=$(post /embed "{\"inputs\": [$T1, $T0]}")
+check "TEI /embed = embed (normalized model)" cmp_rows tei 0 1 1 0
+s=$(post /embed "{\"inputs\": $T1, \"dimensions\": 32}")
+check "TEI single string, dimensions 32" cmp_rows tei 32 1 1
+s=$(post /v1/embeddings "{\"input\": $T0, \"input_type\": \"document\"}")
+check "input_type document (no prompt in this model) = embed" cmp_rows openai 0 0 0
+
+# ---- errors -----------------------------------------------------------------------------
+s=$(post /v1/embeddings '{"input": ["a",')
+check "malformed JSON -> 400" test "$s" = 400
+check "  OpenAI error object" err_shape -
+s=$(post /v1/embeddings '{"input": 5}'); check "wrong type -> 400" test "$s" = 400; check "  param input" err_shape input
+s=$(post /v1/embeddings '{"input": []}'); check "empty array -> 400" test "$s" = 400
+s=$(post /v1/embeddings '{"input": ""}'); check "empty string -> 400" test "$s" = 400
+s=$(post /v1/embeddings '{"model": "x"}'); check "missing input -> 400" test "$s" = 400
+s=$(post /v1/embeddings '{"input": "a", "dimensions": 65}'); check "dimensions > 64 -> 400" test "$s" = 400; check "  param dimensions" err_shape dimensions
+s=$(post /v1/embeddings '{"input": "a", "encoding_format": "hex"}'); check "bad encoding_format -> 400" test "$s" = 400
+s=$(post /v1/embeddings '{"input": "a", "prompt_name": "nope"}'); check "unknown prompt -> 400" test "$s" = 400
+s=$(post /embed '{"inputs": 3}'); check "TEI wrong type -> 400 with TEI error" bash -c "[ $s = 400 ] && grep -q error_type '$OUT/body'"
+s=$(get /nope); check "unknown path -> 404" test "$s" = 404
+s=$(get /v1/embeddings); check "GET on a POST route -> 405" test "$s" = 405
+stop_server; check "SIGTERM on an idle server exits 0" test $? = 0
+
+# ---- limits ----------------------------------------------------------------------------------
+start_server -m "$FIX" --max-inputs 3 --max-body 2000 --max-tokens 8 --no-truncate || exit 1
+s=$(post /v1/embeddings '{"input": ["a","b","c","d"]}'); check "4 inputs > --max-inputs 3 -> 413" test "$s" = 413
+big=$($PY -c 'import json; print(json.dumps({"input": "word " * 500}))')
+s=$(post /v1/embeddings "$big"); check "body > --max-body -> 413" test "$s" = 413
+s=$(post /v1/embeddings '{"input": "one two three four five six seven eight nine ten eleven"}')
+check "more than --max-tokens with --no-truncate -> 413" bash -c "[ $s = 413 ] && grep -q context_length_exceeded '$OUT/body'"
+s=$(post /v1/embeddings '{"input": "one two three four five six seven eight nine ten eleven", "truncate": true}')
+check "  unless the request says truncate: true" test "$s" = 200
+s=$(post /v1/embeddings '{"input": "one two"}'); check "short input passes" test "$s" = 200
+stop_server
+
+# ---- API key -----------------------------------------------------------------------------------
+export SERVE_TEST_KEY=k-$RANDOM-secret
+start_server -m "$FIX" --api-key-env SERVE_TEST_KEY || exit 1
+s=$(post /v1/embeddings '{"input": "a"}'); check "no key -> 401" test "$s" = 401; check "  error object" err_shape -
+s=$(post /v1/embeddings '{"input": "a"}' -H "Authorization: Bearer wrong"); check "wrong key -> 401" test "$s" = 401
+s=$(post /v1/embeddings '{"input": "a"}' -H "Authorization: Bearer $SERVE_TEST_KEY"); check "right key -> 200" test "$s" = 200
+s=$(get /health); check "health needs no key" test "$s" = 200
+stop_server
+check "the key never appears in the server's output" bash -c "! grep -q '$SERVE_TEST_KEY' '$OUT/serve.err'"
+check "--api-key-env with an unset variable is refused" bash -c "! '$EMBTUNE' serve -m '$FIX' --api-key-env NO_SUCH_VAR_XYZ 2>/dev/null"
+
+# ---- load: 64 connections, every reply checked against its own inputs ----------------------------
+start_server -m "$FIX" || exit 1
+check "64 connections, 2000 requests, all correct" \
+    $PY tests/serve_client.py load --port $PORT --texts "$OUT/texts.txt" --ref "$OUT/ref.jsonl" --conns 64 --requests 2000
+stop_server; check "exit 0 after the load" test $? = 0
+
+# ---- SIGTERM with requests in flight --------------------------------------------------------------
+start_server -m "$FIX" || exit 1
+$PY tests/serve_client.py drain --port $PORT --pid $SRV --texts "$OUT/texts.txt" --ref "$OUT/ref.jsonl" \
+    --conns 64 --after 0.7 >"$OUT/drain.out" 2>&1
+drc=$?
+cat "$OUT/drain.out"
+rc=0; wait $SRV || rc=$?; SRV=
+check "drain: every reply correct, some completed after SIGTERM" test $drc = 0
+check "drain: the server exited 0" test $rc = 0
+check "drain: the server reported draining" grep -q "finishing the requests in flight" "$OUT/serve.err"
+
+echo "test_serve_cli: $fails failure(s)"
+[ $fails = 0 ]
