@@ -245,7 +245,7 @@ int et_bm25_build(et_bm25 **out, const char *const *docs, size_t nd, const et_bm
             t += tl + 1;
         }
         if (rc) break;
-        qsort(ids, nt, sizeof(uint32_t), cmp_u32);
+        if (nt > 1) qsort(ids, nt, sizeof(uint32_t), cmp_u32);
         for (size_t j = 0; j < nt;) {
             size_t e = j;
             while (e < nt && ids[e] == ids[j]) e++;
