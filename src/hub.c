@@ -1455,7 +1455,7 @@ int et_resolve_model(const char *spec, char **dir, et_error *err) {
     free(rev);
     if (!hub_id || spec[0] == '.' || spec[0] == '/')
         return et_err_set(err, ET_ENOTFOUND,
-                          "model '%s': no such directory, and not a Hugging Face Hub id "
+                          "model '%s' not found: no such directory, and not a Hugging Face Hub id "
                           "(org/name[@revision])", spec);
     return et_hub_download(spec, NULL, dir, err);
 }
