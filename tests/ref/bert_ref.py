@@ -179,10 +179,13 @@ def gelu(x, act):
     raise ValueError("activation " + act)
 
 
-def encode(params, cfg, ids, mask, type_ids=None, arch="bert", prefix="", drop=None):
+def encode(params, cfg, ids, mask, type_ids=None, arch="bert", prefix="", drop=None,
+           padding_idx=None):
     """ids, mask [B,T] (int64, mask 1/0); returns hidden [B,T,C].
     drop: None (no dropout) or a function drop(x, site, layer) -> dropped x
-    (used to apply embtune's masks)."""
+    (used to apply embtune's masks). padding_idx: as nn.Embedding's (the
+    row gets no gradient): HF sets it on the word embeddings (both
+    architectures) and on XLM-R's position embeddings."""
     B, T = ids.shape
     C = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
@@ -197,8 +200,9 @@ def encode(params, cfg, ids, mask, type_ids=None, arch="bert", prefix="", drop=N
     else:
         pad = cfg.get("pad_token_id", 1)
         pos = torch.cumsum(mask, 1) * mask + pad
-    x = (F.embedding(ids, P("embeddings.word_embeddings.weight"))
-         + F.embedding(pos, P("embeddings.position_embeddings.weight"))
+    x = (F.embedding(ids, P("embeddings.word_embeddings.weight"), padding_idx=padding_idx)
+         + F.embedding(pos, P("embeddings.position_embeddings.weight"),
+                       padding_idx=None if arch == "bert" else padding_idx)
          + F.embedding(type_ids, P("embeddings.token_type_embeddings.weight")))
     x = F.layer_norm(x, (C,), P("embeddings.LayerNorm.weight"), P("embeddings.LayerNorm.bias"), eps)
     if drop:
