@@ -200,6 +200,16 @@ static void act_backward(const bert_impl *s, float *dinp, const float *inp, cons
     else relu_backward(dinp, inp, dout, n);
 }
 
+/* Gradient through a dropout site: src itself when the site is off, else
+ * src * mask / (1 - p) written into dst. */
+static const float *drop_grad(float *dst, const float *src, const et_dropout *d, const size_t *offs, size_t B,
+                              size_t N, size_t C) {
+    if (d->p <= 0.0f) return src;
+    memcpy(dst, src, N * C * sizeof(float));
+    dropout_hidden(dst, d, offs, B, C);
+    return dst;
+}
+
 /* Layer inputs: x_0 = drop(LN(emb)), x_{l+1} = LN2_l(res2_l). Recomputed
  * with the forward's kernels on the same inputs, so bitwise equal. */
 static void layer_input(const bert_impl *s, float *x, const slot_view *v, size_t l, size_t N,
@@ -328,13 +338,12 @@ static int bert_backward(et_encoder *enc, int slot, const float *d_emb, et_error
         memset(dres, 0, N * C * sizeof(float));
         layernorm_backward(dres, gp->ln2w + l * C, gp->ln2b + l * C, dx, a.res2, a.mean2, a.rstd2,
                            p->ln2w + l * C, N, C);
-        memcpy(dtmp, dres, N * C * sizeof(float));
         et_dropout d = site_drop(s, draw, l, SITE_FFN_OUT, 1);
-        dropout_hidden(dtmp, &d, offs, B, C);
+        const float *dffn = drop_grad(dtmp, dres, &d, offs, B, N, C);
         layernorm_forward(x1, NULL, NULL, a.res1, p->ln1w + l * C, p->ln1b + l * C, N, C, c->ln_eps);
         act_forward(s, g, a.h, N * F);
         memset(dg, 0, N * F * sizeof(float));
-        matmul_backward(dg, gp->fcprojw + l * C * F, gp->fcprojb + l * C, dtmp, g, p->fcprojw + l * C * F, N, F,
+        matmul_backward(dg, gp->fcprojw + l * C * F, gp->fcprojb + l * C, dffn, g, p->fcprojw + l * C * F, N, F,
                         C);
         memset(g, 0, N * F * sizeof(float)); /* g becomes dh */
         act_backward(s, g, a.h, dg, N * F);
@@ -344,11 +353,10 @@ static int bert_backward(et_encoder *enc, int slot, const float *d_emb, et_error
         memset(dx, 0, N * C * sizeof(float));
         layernorm_backward(dx, gp->ln1w + l * C, gp->ln1b + l * C, dres, a.res1, a.mean1, a.rstd1,
                            p->ln1w + l * C, N, C);
-        memcpy(dtmp, dx, N * C * sizeof(float));
         d = site_drop(s, draw, l, SITE_ATTN_OUT, 1);
-        dropout_hidden(dtmp, &d, offs, B, C);
+        const float *dproj = drop_grad(dtmp, dx, &d, offs, B, N, C);
         memset(datt, 0, N * C * sizeof(float));
-        matmul_backward(datt, gp->attprojw + l * C * C, gp->attprojb + l * C, dtmp, a.att,
+        matmul_backward(datt, gp->attprojw + l * C * C, gp->attprojb + l * C, dproj, a.att,
                         p->attprojw + l * C * C, N, C, C);
         memset(dqkv, 0, N * 3 * C * sizeof(float));
         d = site_drop(s, draw, l, SITE_ATTN, 1);
