@@ -38,6 +38,7 @@
 #include "kernels.h"
 #include "kernels_bwd.h"
 #include "model.h"
+#include "safetensors.h"
 #include "util.h"
 
 /* Per-layer saved activations, pointers into a slot's buffer. */
@@ -405,6 +406,124 @@ static int bert_set_rng_state(et_encoder *enc, const void *buf, size_t n, et_err
     return ET_OK;
 }
 
+/* ---- save ------------------------------------------------------------------------------------ */
+
+/* Copies src_dir/name to dst_dir/name atomically (creating subdirectories).
+ * A missing source is skipped (returns ET_ENOTFOUND without setting err when
+ * !required). */
+static int copy_model_file(const char *src_dir, const char *name, const char *dst_dir, int required,
+                           et_error *err) {
+    char *src = et_path_join(src_dir, name, err), *dst = src ? et_path_join(dst_dir, name, err) : NULL;
+    char *data = NULL;
+    size_t n = 0;
+    int rc = dst ? ET_OK : ET_ENOMEM;
+    if (!rc && !et_file_exists(src)) {
+        rc = ET_ENOTFOUND;
+        if (required) et_err_set(err, rc, "%s: missing (needed to save the fine-tuned model)", src);
+    }
+    if (!rc) {
+        char *slash = strrchr(dst, '/');
+        if (slash && slash > dst + strlen(dst_dir)) { /* name has a directory part */
+            *slash = '\0';
+            rc = et_mkdir_p(dst, err);
+            *slash = '/';
+        }
+    }
+    if (!rc) rc = et_read_file(src, 0, &data, &n, err);
+    if (!rc) rc = et_write_file_atomic(dst, data, n, err);
+    free(data), free(src), free(dst);
+    return rc;
+}
+
+static int write_text(const char *dir, const char *name, const char *text, et_error *err) {
+    char *p = et_path_join(dir, name, err);
+    int rc = p ? et_write_file_atomic(p, text, strlen(text), err) : ET_ENOMEM;
+    free(p);
+    return rc;
+}
+
+/* Writes a model directory that embtune and sentence-transformers load:
+ * model.safetensors (the current parameters, the base model's tensor names),
+ * the base's config.json and tokenizer files, and the sentence-transformers
+ * modules (Transformer, Pooling with the model's pooling, Normalize when the
+ * model normalizes). Every file is written atomically. */
+static int bert_save(const et_encoder *enc, const char *dir, et_error *err) {
+    const et_model *m = enc->model;
+    const bert_impl *s = enc->impl;
+    int rc = et_mkdir_p(dir, err);
+    if (rc) return rc;
+    et_hf_tensor *ts = NULL;
+    size_t nt = 0;
+    if ((rc = et_model_hf_tensors(m, &ts, &nt, err))) return rc;
+    et_st_out *outs = et_calloc(nt ? nt : 1, sizeof(*outs), err);
+    char *path = outs ? et_path_join(dir, "model.safetensors", err) : NULL;
+    if (!path) {
+        free(ts), free(outs);
+        return ET_ENOMEM;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        outs[i].name = ts[i].name;
+        outs[i].data = enc->params + ts[i].offset;
+        outs[i].ndim = (size_t)ts[i].ndim;
+        outs[i].shape[0] = ts[i].shape[0];
+        outs[i].shape[1] = ts[i].shape[1];
+    }
+    rc = et_safetensors_write(path, outs, nt, err);
+    free(path), free(outs), free(ts);
+    if (rc) return rc;
+    if ((rc = copy_model_file(m->dir, "config.json", dir, 1, err))) return rc;
+    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                            "vocab.txt", "sentencepiece.bpe.model", "added_tokens.json"};
+    int have_tok = 0;
+    for (size_t i = 0; i < ET_ARRAY_LEN(tok_files); i++) {
+        rc = copy_model_file(m->dir, tok_files[i], dir, 0, err);
+        if (rc == ET_OK && i == 0) have_tok = 1;
+        if (rc == ET_OK && i == 3) have_tok = 1;
+        if (rc && rc != ET_ENOTFOUND) return rc;
+    }
+    if (!have_tok)
+        return et_err_set(err, ET_ENOTFOUND, "%s: no tokenizer.json or vocab.txt to save with the model", m->dir);
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "[\n  {\"idx\": 0, \"name\": \"0\", \"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
+             "  {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"}%s\n]\n",
+             s->normalize ? ",\n  {\"idx\": 2, \"name\": \"2\", \"path\": \"2_Normalize\", "
+                            "\"type\": \"sentence_transformers.models.Normalize\"}"
+                          : "");
+    if ((rc = write_text(dir, "modules.json", buf, err))) return rc;
+    char *pdir = et_path_join(dir, "1_Pooling", err);
+    rc = pdir ? et_mkdir_p(pdir, err) : ET_ENOMEM;
+    free(pdir);
+    if (rc) return rc;
+    const char *tf[2] = {"false", "true"};
+    snprintf(buf, sizeof buf,
+             "{\n  \"word_embedding_dimension\": %zu,\n  \"pooling_mode_cls_token\": %s,\n"
+             "  \"pooling_mode_mean_tokens\": %s,\n  \"pooling_mode_max_tokens\": %s,\n"
+             "  \"pooling_mode_mean_sqrt_len_tokens\": false,\n  \"pooling_mode_weightedmean_tokens\": false,\n"
+             "  \"pooling_mode_lasttoken\": %s,\n  \"include_prompt\": true\n}\n",
+             s->C, tf[s->pooling == ET_POOL_CLS], tf[s->pooling == ET_POOL_MEAN], tf[s->pooling == ET_POOL_MAX],
+             tf[s->pooling == ET_POOL_LAST]);
+    if ((rc = write_text(dir, "1_Pooling/config.json", buf, err))) return rc;
+    if (s->normalize) {
+        char *ndir = et_path_join(dir, "2_Normalize", err);
+        rc = ndir ? et_mkdir_p(ndir, err) : ET_ENOMEM;
+        free(ndir);
+        if (rc) return rc;
+    }
+    rc = copy_model_file(m->dir, "sentence_bert_config.json", dir, 0, err);
+    if (rc == ET_ENOTFOUND) {
+        snprintf(buf, sizeof buf, "{\n  \"max_seq_length\": %zu,\n  \"do_lower_case\": false\n}\n", m->max_length);
+        rc = write_text(dir, "sentence_bert_config.json", buf, err);
+    }
+    if (rc) return rc;
+    rc = copy_model_file(m->dir, "config_sentence_transformers.json", dir, 0, err);
+    if (rc == ET_ENOTFOUND)
+        rc = write_text(dir, "config_sentence_transformers.json",
+                        "{\n  \"prompts\": {},\n  \"default_prompt_name\": null,\n  \"similarity_fn_name\": \"cosine\"\n}\n",
+                        err);
+    return rc;
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------------- */
 
 static void bert_destroy(et_encoder *enc) {
@@ -428,7 +547,7 @@ static const et_encoder_ops bert_ops = {
     .backward = bert_backward,
     .rng_state = bert_rng_state,
     .set_rng_state = bert_set_rng_state,
-    .save = NULL,
+    .save = bert_save,
 };
 
 int et_encoder_init_bert(et_encoder **out, const et_model *m, const et_encoder_opts *opts, et_error *err) {

@@ -237,6 +237,32 @@ static void run_case(const cJSON *cs) {
     for (size_t k = 0; k < C; k++) pad_zero &= grads[pad * C + k] == 0.0f; /* wte is first */
     TEST_CHECK(pad_zero, "%s: word embedding row %zu (padding_idx) got gradient", name, pad);
     free(ts);
+    /* save after an SGD step, reload, same parameters and embeddings */
+    {
+        float *params = et_encoder_params(enc, &np);
+        for (size_t k = 0; k < np; k++) params[k] -= 0.5f * grads[k];
+        char sdir[4200];
+        snprintf(sdir, sizeof sdir, "%s.saved", dir);
+        rc = et_encoder_save(enc, sdir, &err);
+        TEST_CHECK(rc == 0, "%s: save: %s", name, err.msg);
+        et_model *m2 = NULL;
+        if (!rc) rc = et_model_load(&m2, sdir, &mo, &err);
+        TEST_CHECK(rc == 0, "%s: reload: %s", name, err.msg);
+        if (!rc) {
+            TEST_CHECK(m2->n_params == np && !memcmp(m2->params, params, np * sizeof(float)),
+                       "%s: reloaded parameters differ", name);
+            TEST_CHECK(m2->pooling == m->pooling && m2->normalize == m->normalize, "%s: reloaded modules differ",
+                       name);
+            float *a = calloc(p.B * C, sizeof(float)), *b2 = calloc(p.B * C, sizeof(float));
+            TEST_CHECK(et_encoder_forward(enc, 3, p.ptr, p.lens, p.B, 0, a, &err) == 0, "forward: %s", err.msg);
+            TEST_CHECK(et_embed_ids(m2, p.ptr, p.lens, p.B, b2, &err) == 0, "embed: %s", err.msg);
+            test_max_err("saved model: et_embed_ids vs encoder forward", b2, a, p.B * C, 1e-5, 0);
+            double moved = max_abs_diff(a, ep, p.B * C);
+            TEST_CHECK(moved > 1e-4, "%s: the SGD step changed the embeddings (max change %g)", name, moved);
+            free(a), free(b2);
+        }
+        et_model_free(m2);
+    }
     free(eq), free(ep), free(rq), free(rp), free(dq), free(dp);
 done:
     et_encoder_free(enc);
