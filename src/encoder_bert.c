@@ -138,8 +138,7 @@ static int ensure_floats(float **buf, size_t *cap, size_t n, et_error *err) {
     return *buf ? ET_OK : ET_ENOMEM;
 }
 
-static int slot_prepare(bert_slot *sl, const et_encoder *enc, const bert_impl *s, size_t N, size_t nl,
-                        et_error *err) {
+static int slot_prepare(bert_slot *sl, const et_encoder *enc, bert_impl *s, size_t N, size_t nl, et_error *err) {
     size_t need;
     if (!slot_floats(s, N, nl, &need)) return et_err_set(err, ET_ENOMEM, "encoder: activation size overflows");
     if (ensure_floats(&sl->buf, &sl->cap, need, err)) return ET_ENOMEM;
@@ -149,18 +148,14 @@ static int slot_prepare(bert_slot *sl, const et_encoder *enc, const bert_impl *s
         sl->tok_cap = sl->tok ? N : 0;
         if (!sl->tok) return ET_ENOMEM;
     }
-    if (!sl->offs) {
-        size_t MB = enc->opts.max_batch;
-        sl->offs = et_malloc_n(MB + 1, sizeof(size_t), err);
-        sl->pooled = et_malloc_n(MB, s->C * sizeof(float), err);
-        sl->emb = et_malloc_n(MB, s->C * sizeof(float), err);
-        sl->norm = et_malloc_n(MB, sizeof(float), err);
-        if (!sl->offs || !sl->pooled || !sl->emb || !sl->norm) return ET_ENOMEM;
-    }
+    size_t MB = enc->opts.max_batch;
+    if (!sl->offs && !(sl->offs = et_malloc_n(MB + 1, sizeof(size_t), err))) return ET_ENOMEM;
+    if (!sl->pooled && !(sl->pooled = et_malloc_n(MB, s->C * sizeof(float), err))) return ET_ENOMEM;
+    if (!sl->emb && !(sl->emb = et_malloc_n(MB, s->C * sizeof(float), err))) return ET_ENOMEM;
+    if (!sl->norm && !(sl->norm = et_malloc_n(MB, sizeof(float), err))) return ET_ENOMEM;
     size_t sc;
     if (!scratch_floats(s, N, &sc)) return et_err_set(err, ET_ENOMEM, "encoder: scratch size overflows");
-    bert_impl *mut = (bert_impl *)s;
-    return ensure_floats(&mut->scratch, &mut->scratch_cap, sc, err);
+    return ensure_floats(&s->scratch, &s->scratch_cap, sc, err);
 }
 
 static void slot_free(bert_slot *sl) {
