@@ -232,6 +232,7 @@ static int bert_forward(et_encoder *enc, int slot, const int32_t *const *ids, co
     const et_bert_params *p = &s->p;
     size_t C = s->C, F = s->F, NH = s->NH, L = s->L, N = 0;
     size_t limit = c->max_position > c->pos_offset ? c->max_position - c->pos_offset : 0;
+    if (train) s->slots[slot].valid = 0; /* even if this call fails */
     for (size_t b = 0; b < B; b++) {
         if (lens[b] == 0) return et_err_set(err, ET_EINVAL, "encoder forward: sequence %zu is empty", b);
         if (lens[b] > limit || lens[b] > 65536)
@@ -244,7 +245,6 @@ static int bert_forward(et_encoder *enc, int slot, const int32_t *const *ids, co
         N += lens[b];
     }
     bert_slot *sl = train ? &s->slots[slot] : &s->infer;
-    if (train) sl->valid = 0;
     int rc = slot_prepare(sl, enc, s, N, train ? L : 1, err);
     if (rc) return rc;
     sl->offs[0] = 0;

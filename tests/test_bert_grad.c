@@ -129,6 +129,7 @@ static void run_case(const cJSON *cs) {
     TEST_CHECK(rc == 0, "%s: encoder init: %s", name, err.msg);
     if (rc) goto done;
     size_t C = et_encoder_dim(enc), np = 0;
+    const et_model_config *c = &m->cfg;
     float *eq = calloc(q.B * C, sizeof(float)), *ep = calloc(p.B * C, sizeof(float));
     rc = et_encoder_forward(enc, 0, q.ptr, q.lens, q.B, 1, eq, &err);
     if (!rc) rc = et_encoder_forward(enc, 1, p.ptr, p.lens, p.B, 1, ep, &err);
@@ -231,12 +232,36 @@ static void run_case(const cJSON *cs) {
         free(ref);
     }
     /* padding_idx rows: never any gradient */
-    const et_model_config *c = &m->cfg;
     size_t pad = (size_t)c->pad_token_id;
     int pad_zero = 1;
     for (size_t k = 0; k < C; k++) pad_zero &= grads[pad * C + k] == 0.0f; /* wte is first */
     TEST_CHECK(pad_zero, "%s: word embedding row %zu (padding_idx) got gradient", name, pad);
     free(ts);
+    /* bad input: clear errors, nothing saved */
+    {
+        int32_t bad_ids[3] = {101, (int32_t)c->vocab_size, 102}, neg[2] = {101, -5};
+        const int32_t *bp[1] = {bad_ids};
+        size_t bl[1] = {3}, zl[1] = {0}, long_len[1] = {c->max_position + 1};
+        float e1[64 * 4];
+        et_error e = {0};
+        TEST_CHECK(et_encoder_forward(enc, 4, bp, bl, 1, 1, e1, &e) == ET_EINVAL && strstr(e.msg, "vocabulary"),
+                   "%s: out-of-vocabulary id rejected (%s)", name, e.msg);
+        bp[0] = neg;
+        bl[0] = 2;
+        TEST_CHECK(et_encoder_forward(enc, 4, bp, bl, 1, 1, e1, &e) == ET_EINVAL, "%s: negative id rejected", name);
+        TEST_CHECK(et_encoder_forward(enc, 4, bp, zl, 1, 1, e1, &e) == ET_EINVAL, "%s: empty sequence rejected",
+                   name);
+        TEST_CHECK(et_encoder_forward(enc, 4, bp, long_len, 1, 1, e1, &e) == ET_EINVAL,
+                   "%s: too long sequence rejected", name);
+        TEST_CHECK(et_encoder_backward(enc, 4, dq, &e) == ET_EINVAL, "%s: backward of a failed forward refused",
+                   name);
+        TEST_CHECK(et_encoder_backward(enc, 5, dq, &e) == ET_EINVAL, "%s: backward of an unused slot refused", name);
+        uint8_t st[64];
+        size_t sn = et_encoder_rng_state(enc, st, sizeof st);
+        TEST_CHECK(sn == 20, "%s: RNG state size %zu", name, sn);
+        TEST_CHECK(et_encoder_set_rng_state(enc, st, sn, &e) == 0, "%s: RNG state round trip: %s", name, e.msg);
+        TEST_CHECK(et_encoder_set_rng_state(enc, st, sn - 1, &e) != 0, "%s: short RNG state refused", name);
+    }
     /* save after an SGD step, reload, same parameters and embeddings */
     {
         float *params = et_encoder_params(enc, &np);
