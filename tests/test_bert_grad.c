@@ -1,7 +1,8 @@
 /* test_bert_grad.c - gradients of every parameter of tiny random BERT and
  * XLM-R encoders (2 layers, hidden 64, 4 heads, FFN 128, the bge WordPiece
  * vocabulary) against PyTorch in float64 (tests/ref/grad_ref.py), for a
- * projection loss and MNRL, CLS and mean pooling, erf and tanh GELU, with
+ * projection loss and MNRL, CLS, mean and max pooling, erf GELU, tanh GELU
+ * and ReLU, tensor names with and without a "bert."/"roberta." prefix, with
  * and without dropout (PyTorch applies embtune's masks), over batches of
  * unequal lengths (PyTorch pads them; embtune packs them).
  *

@@ -176,6 +176,8 @@ def gelu(x, act):
         return F.gelu(x)
     if act in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
         return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    if act == "relu":
+        return F.relu(x)
     raise ValueError("activation " + act)
 
 
@@ -240,6 +242,9 @@ def pool(x, mask, mode="cls", normalize=True):
     elif mode == "mean":
         m = mask.to(x.dtype).unsqueeze(-1)
         e = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+    elif mode == "max":  # sentence-transformers: padded positions set to -1e9
+        m = mask.unsqueeze(-1).expand(x.shape)
+        e = torch.max(x.masked_fill(m == 0, -1e9), 1)[0]
     else:
         raise ValueError(mode)
     return F.normalize(e, p=2, dim=1, eps=1e-12) if normalize else e

@@ -38,6 +38,7 @@ CASES = [
     ("bert_cls_mnrl_dropout", "bert", "cls", "gelu", (0.1, 0.2), "mnrl", ""),
     ("xlmr_mean_proj", "xlm-roberta", "mean", "gelu_new", None, "proj", "roberta."),
     ("xlmr_cls_mnrl_dropout", "xlm-roberta", "cls", "gelu", (0.15, 0.1), "mnrl", ""),
+    ("bert_max_relu_proj_dropout", "bert", "max", "relu", (0.1, 0.1), "proj", "bert."),
 ]
 
 Q_LENS = [5, 9, 3, 12]
@@ -92,7 +93,7 @@ def write_model_dir(d, cfg, params, pooling, tokenizer):
         json.dump({"word_embedding_dimension": cfg["hidden_size"],
                    "pooling_mode_cls_token": pooling == "cls",
                    "pooling_mode_mean_tokens": pooling == "mean",
-                   "pooling_mode_max_tokens": False,
+                   "pooling_mode_max_tokens": pooling == "max",
                    "pooling_mode_mean_sqrt_len_tokens": False}, f, indent=1)
     with open(os.path.join(d, "sentence_bert_config.json"), "w") as f:
         json.dump({"max_seq_length": 48, "do_lower_case": False}, f)
