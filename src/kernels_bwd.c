@@ -889,6 +889,43 @@ static void gemm_small(float *out, size_t ldo, const float *A, size_t sm, size_t
     gemm_small_scalar(out, ldo, A, sm, sk, B, ldb, M, K, Nc);
 }
 
+/* y[i] += x[i], and the dot product of x and y. */
+#if ET_X86
+ET_AVX2 static void vadd_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] += x[i];
+}
+
+ET_AVX2 static float vdot_avx2(const float *x, const float *y, size_t n) {
+    __m256 a = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a);
+    float s = hsum8(a);
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+#endif
+
+static void vadd(float *y, const float *x, size_t n) {
+#if ET_X86
+    if (have_avx2()) {
+        vadd_avx2(y, x, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static float vdot(const float *x, const float *y, size_t n) {
+#if ET_X86
+    if (have_avx2()) return vdot_avx2(x, y, n);
+#endif
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
 /* Softmax of row s [T] scaled by `scale`, in place into probabilities;
  * returns the log-normalizer lse = max + log(sum exp(scale s - max)). */
 static float softmax_row(float *s, size_t T, float scale) {
@@ -1019,9 +1056,7 @@ static void atb_run(void *ctx, int ith, int nth) {
         gemm_small(S, T, Q, HS, 1, KT, T, T, HS, T);  /* scores */
         gemm_small(P, T, dO, HS, 1, VT, T, T, HS, T); /* dO v_j */
         for (size_t i = 0; i < T; i++) {
-            const float *o = t->fout + (o0 + i) * C + h * HS, *g = dO + i * HS;
-            float D = 0.0f;
-            for (size_t d = 0; d < HS; d++) D += g[d] * o[d];
+            float D = vdot(dO + i * HS, t->fout + (o0 + i) * C + h * HS, HS);
             if (dr) drop_mask(m, drop_row(t->drop, ((uint64_t)b * NH + h) * 65536 + i), 0, T, dscale);
             attn_bwd_row(S + i * T, P + i * T, dr ? m : NULL, t->flse[h * N + o0 + i], D, T, scale);
         }
@@ -1031,11 +1066,9 @@ static void atb_run(void *ctx, int ith, int nth) {
         gemm_small(dV, HS, P, 1, T, dO, HS, T, T, HS); /* dV = Pd^T dO */
         for (size_t i = 0; i < T; i++) {
             float *g = t->dqkv + (o0 + i) * C3 + h * HS;
-            for (size_t d = 0; d < HS; d++) {
-                g[d] += dQ[i * HS + d];
-                g[C + d] += dK[i * HS + d];
-                g[2 * C + d] += dV[i * HS + d];
-            }
+            vadd(g, dQ + i * HS, HS);
+            vadd(g + C, dK + i * HS, HS);
+            vadd(g + 2 * C, dV + i * HS, HS);
         }
     }
 }
