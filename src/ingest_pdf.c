@@ -390,12 +390,11 @@ int et_extract_pdf(et_doc *doc, const char *data, size_t n, const char *name, et
             if (err) *err = job.errs[t];
             et_err_prefix(err, "%s", name);
         }
-    size_t chars = 0, n_lines = 0, failed = 0;
+    size_t chars = 0, n_lines = 0;
     float page_h = 0;
     for (int p = 0; p < np; p++) {
         chars += pages[p].chars;
         n_lines += pages[p].n;
-        failed += (size_t)pages[p].failed;
         if (pages[p].h > page_h) page_h = pages[p].h;
         for (size_t i = 0; i < pages[p].n; i++) /* offsets -> pointers */
             pages[p].lines[i].s = (pages[p].text.data ? pages[p].text.data : "") + (uintptr_t)pages[p].lines[i].s;
@@ -443,6 +442,5 @@ int et_extract_pdf(et_doc *doc, const char *data, size_t n, const char *name, et
     }
     free(pages);
     g_bytes_unref(bytes);
-    (void)failed;
     return rc;
 }
