@@ -220,8 +220,13 @@ static void test_html(void) {
     char *e = html("<script>x()</script><nav>menu</nav>");
     TEST_CHECK(strstr(e, "t.html") && strstr(e, "no text"), "html without text: '%s'", e);
     free(e);
-    /* a Latin-1 page without a charset */
+    /* a Latin-1 page without a charset; declared charsets do not override what the bytes are */
     EXPECT_HTML("<p>caf\xe9</p>", "P:caf\xc3\xa9");
+    EXPECT_HTML("<head><meta charset=\"iso-8859-1\"></head><p>caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d</p>",
+                "P:caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d");
+    EXPECT_HTML("<head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"></head>"
+                "<p>caf\xe9 \x93q\x94</p>",
+                "P:caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d");
 }
 
 static char *text(const char *src, int markdown, size_t *pages) {
