@@ -422,10 +422,11 @@ size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h
                     /* a line spanning most of the text width is body text */
                     if (right > left && l->x1 - l->x0 > 0.7f * (right - left)) continue;
                     int64_t c = 0;
-                    /* running-header slot: a short line at the same height on many pages
-                     * (a quarter, at least 3), set apart from the body by a gap of 1.5
-                     * line heights, not in a large font (slide titles are content) */
-                    if (page_h > 0 && l->y1 > l->y0 && (l->size <= 0 || l->size <= body + 0.5f) &&
+                    /* running-header slot: a short top line at the same height on many
+                     * pages (a quarter, at least 3), set apart from the body by a gap of
+                     * 1.5 line heights, not in a large font (slide titles are content).
+                     * Top only: at the bottom such lines are often footnotes. */
+                    if (top && page_h > 0 && l->y1 > l->y0 && (l->size <= 0 || l->size <= body + 0.5f) &&
                         body_gap(lines + a, b - a, l, top) >= 1.5f * (l->y1 - l->y0)) {
                         size_t kl = (size_t)snprintf(key, sizeof(key), "S%c%ld", top ? 'T' : 'B', lroundf(l->y0));
                         if (pass == 0) {
