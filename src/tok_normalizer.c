@@ -489,18 +489,24 @@ static const char *pc_transform(const tok_normalizer *n, const char *key, size_t
     return NULL;
 }
 
+/* HF precompiled.rs replace(): the new chars replace (change 0); when the rule adds chars the
+ * last `diff` entries become insertions, when it removes chars the last entry of the whole
+ * list (possibly an earlier char) absorbs the removal. */
 static int push_norm(tok_ws *w, const char *norm, size_t nlen, size_t old_count, et_error *err) {
     size_t new_count = 0, i = 0;
-    while (i < nlen) { new_count++; i += tok_utf8_len((uint8_t)norm[i]); }
-    i = 0;
     int rc;
-    for (size_t k = 0; i < nlen; k++) {
+    while (i < nlen) {
         size_t n;
         uint32_t c = tok_utf8_next(norm + i, nlen - i, &n);
         i += n;
-        int32_t chg = k == 0 ? (int32_t)new_count - (int32_t)old_count : (int32_t)k;
-        if ((rc = tok_ws_push_chg(w, c, chg, err))) return rc;
+        new_count++;
+        if ((rc = tok_ws_push_chg(w, c, 0, err))) return rc;
     }
+    long diff = (long)new_count - (long)old_count;
+    if (diff > 0)
+        for (long k = 0; k < diff && (size_t)k < w->nchg; k++) w->chg[w->nchg - 1 - (size_t)k].chg = 1;
+    else if (diff < 0 && w->nchg)
+        w->chg[w->nchg - 1].chg += (int32_t)diff;
     return ET_OK;
 }
 

@@ -92,12 +92,11 @@ int tok_pretok_parse(tok_pretok *p, const cJSON *j, const char *file, const char
         if ((rc = get_bool(j, "add_prefix_space", -1, file, path, &aps, err)) ||
             (rc = get_bool(j, "split", 1, file, path, &p->split, err)))
             return rc;
-        if (aps == 0) { /* legacy spelling */
-            if (p->prepend_scheme != TOK_PREPEND_NEVER && ps)
-                return et_err_set(err, ET_EFORMAT, "%s: %s: add_prefix_space does not match declared "
-                                  "prepend_scheme", file, path);
-            p->prepend_scheme = TOK_PREPEND_NEVER;
-        }
+        /* legacy spelling: HF 0.22 accepts add_prefix_space=false only with prepend_scheme
+         * "never" (an absent prepend_scheme defaults to "always" and is rejected too) */
+        if (aps == 0 && p->prepend_scheme != TOK_PREPEND_NEVER)
+            return et_err_set(err, ET_EFORMAT, "%s: %s: add_prefix_space does not match declared "
+                              "prepend_scheme", file, path);
     } else if (!strcmp(ty, "Sequence")) {
         p->type = TOK_P_SEQUENCE;
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "pretokenizers");

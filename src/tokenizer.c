@@ -748,9 +748,19 @@ static int run_pipeline(const et_tokenizer *t, tok_ws *w, const char *text, size
     if (t->normalizer)
         for (size_t si = 0; si < w->nsp; si++)
             if (w->sp[si].added_id < 0 && (rc = tok_normalize(t->normalizer, w, si, err))) return rc;
-    /* empty splits are dropped by HF's PreTokenizedString::split */
+    /* HF re-slices every normalized piece (split_with_indices on the normalized trie, even an
+     * empty one): its original range becomes that of its first and last normalized bytes.
+     * Empty pieces are dropped, as PreTokenizedString::split does. */
     size_t k = 0;
-    for (size_t si = 0; si < w->nsp; si++) if (w->sp[si].len) w->sp[k++] = w->sp[si];
+    for (size_t si = 0; si < w->nsp; si++) {
+        tok_split *sp = &w->sp[si];
+        if (!sp->len) continue;
+        if (sp->added_id < 0) {
+            sp->orig_s = w->al[sp->off].s;
+            sp->orig_e = w->al[sp->off + sp->len - 1].e;
+        }
+        w->sp[k++] = *sp;
+    }
     w->nsp = k;
     if (t->n_added_norm && (rc = extract_added(t, &t->added_norm, w, err))) return rc;
     if (t->pretok && (rc = tok_pretokenize(t->pretok, w, err))) return rc;

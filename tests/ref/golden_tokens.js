@@ -2,6 +2,7 @@
 // @anush008/tokenizers) for the embtune tokenizer tests.
 //
 //   node golden_tokens.js TOKENIZER.json TEXTS.jsonl OUT.jsonl [MAXLEN,MAXLEN,...]
+//   node golden_tokens.js --list JOBS      (one "TOKENIZER TEXTS OUT MAXLENS" per line)
 //
 // TEXTS.jsonl: {"t": hex UTF-8} or {"b": hex bytes} per line (see gen_texts.js). For every text
 // OUT.jsonl gets one line {"s": E, "n": E, "t": {"MAXLEN": E, ...}} where E is
@@ -12,14 +13,20 @@
 const fs = require('fs');
 const {Tokenizer} = require('@anush008/tokenizers');
 
-async function main() {
-  const [tokPath, textsPath, outPath, lens] = process.argv.slice(2);
+const textCache = new Map();
+function loadTexts(p) {
+  if (!textCache.has(p))
+    textCache.set(p, fs.readFileSync(p, 'utf8').split('\n').filter((l) => l.length).map((l) => {
+      const o = JSON.parse(l);
+      return Buffer.from(o.b !== undefined ? o.b : o.t, 'hex').toString('utf8');
+    }));
+  return textCache.get(p);
+}
+
+async function job(tokPath, textsPath, outPath, lens) {
   const maxLens = lens ? lens.split(',').map(Number) : [];
   const tok = Tokenizer.fromFile(tokPath);
-  const texts = fs.readFileSync(textsPath, 'utf8').split('\n').filter((l) => l.length).map((l) => {
-    const o = JSON.parse(l);
-    return Buffer.from(o.b !== undefined ? o.b : o.t, 'hex').toString('utf8');
-  });
+  const texts = loadTexts(textsPath);
   const flat = (e) => [e.getIds(), e.getTypeIds(), e.getSpecialTokensMask(), e.getOffsets().flat()];
   async function run(addSpecial) {
     // batches keep memory bounded; a failing batch is retried text by text
@@ -51,7 +58,20 @@ async function main() {
     for (const L of maxLens) tt[L] = t[L][i];
     return JSON.stringify({s: s[i], n: n[i], t: tt});
   });
-  fs.writeFileSync(outPath, lines.join('\n') + '\n');
+  fs.writeFileSync(outPath + '.tmp', lines.join('\n') + '\n');
+  fs.renameSync(outPath + '.tmp', outPath);
   console.log(`golden_tokens: ${texts.length} texts x ${2 + maxLens.length} modes <- ${tokPath}`);
+}
+
+async function main() {
+  const a = process.argv.slice(2);
+  if (a[0] === '--list') {
+    for (const line of fs.readFileSync(a[1], 'utf8').split('\n').filter((l) => l.trim())) {
+      const [t, x, o, l] = line.split(' ');
+      await job(t, x, o, l);
+    }
+  } else {
+    await job(a[0], a[1], a[2], a[3]);
+  }
 }
 main().catch((e) => { console.error('golden_tokens:', e); process.exit(1); });

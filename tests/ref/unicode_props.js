@@ -12,6 +12,7 @@
 //   word, space regex crate \w and \s (Whitespace pre-tokenizer)
 //   numeric     char::is_numeric (Digits pre-tokenizer)
 //   whitespace  char::is_whitespace (WhitespaceSplit pre-tokenizer)
+//   onig_w, onig_s, onig_d  \w \s \d of the Oniguruma build inside the reference (Split regex)
 //   lower, nfd, nfkd, nfc, nfkc: per-char results that differ from the char itself
 'use strict';
 const fs = require('fs');
@@ -62,7 +63,16 @@ function probeNorm(nz, sep, cs) {
 
 const res = {};
 const sets = {punct: new Set(), control: new Set(), bert_ws: new Set(), mn: new Set(), combining: new Set(),
-  word: new Set(), space: new Set(), numeric: new Set(), whitespace: new Set()};
+  word: new Set(), space: new Set(), numeric: new Set(), whitespace: new Set(),
+  onig_w: new Set(), onig_s: new Set(), onig_d: new Set()};
+function regexPretok(re, behavior) {
+  const j = {version: '1.0', added_tokens: [], normalizer: null, post_processor: null, decoder: null,
+    pre_tokenizer: {type: 'Split', pattern: {Regex: re}, behavior, invert: false},
+    model: {type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100, vocab: {'[UNK]': 0}}};
+  return tk.Tokenizer.fromString(JSON.stringify(j)).getPreTokenizer();
+}
+const reW = regexPretok('\\w', 'Isolated'), reS = regexPretok('\\s', 'Removed'), reD = regexPretok('\\d', 'Isolated');
 const maps = {lower: [], nfd: [], nfkd: [], nfc: [], nfkc: []};
 
 const punct = tk.punctuationPreTokenizer();
@@ -92,6 +102,13 @@ for (const cs0 of chunks) {
       if (out[p] === ' ' && c !== 0x20) sets.bert_ws.add(c);
       p++;
     }
+  }
+  // Oniguruma classes (separator '!')
+  {
+    const cw = cs.filter((c) => c !== 0x21);
+    probePretok(reW, '!', cw).forEach((k, i) => { if (k === 'alone') sets.onig_w.add(cw[i]); });
+    probePretok(reS, '!', cw).forEach((k, i) => { if (k === 'gone') sets.onig_s.add(cw[i]); });
+    probePretok(reD, '!', cw).forEach((k, i) => { if (k === 'alone') sets.onig_d.add(cw[i]); });
   }
   // \w \s: separator '!' (neither word nor space)
   {
