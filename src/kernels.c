@@ -752,7 +752,9 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
     }
     if (gemm_choice < 0) {
         const char *e = getenv("ET_GEMM");
-        gemm_choice = e && !strcmp(e, "blas") ? 0 : (e && !strcmp(e, "avx2") ? 1 : 1);
+        /* default: OpenBLAS sgemm (faster end to end in `make bench` on Zen 3); ET_GEMM=avx2
+         * selects embtune's own packed AVX2/FMA kernel */
+        gemm_choice = e && !strcmp(e, "avx2") ? 1 : 0;
         if (!kernels_have_avx2()) gemm_choice = 0;
     }
     if (gemm_choice == 1) matmul_forward_avx2(out, inp, w, bias, N, C, OC);
