@@ -175,6 +175,30 @@ void et_model_set_batch_size(et_model *m, size_t batch_size);
 
 /* ==== fine-tuning ============================================================ */
 
+/* Adapters: a small trained transform applied to base-model embeddings, so
+ * the base model (and, for query-only adapters, the document index) stays
+ * untouched. Written by `embtune finetune --mode adapter` as a directory:
+ * config.json + adapter.safetensors (tensor names as llama-index's
+ * LinearLayer / TwoLayerNN state dicts).
+ *   linear: y = W x (+ b), W initialized to the identity
+ *   mlp:    y = x + r * W2 relu(W1 x + b1) + r * b2, r initialized to 0 */
+typedef struct et_adapter et_adapter;
+
+/* Loads an adapter directory. Caller frees with et_adapter_free. */
+int et_adapter_load(et_adapter **out, const char *dir, et_error *err);
+void et_adapter_free(et_adapter *a);
+/* Input/output width (the base model's embedding dimension). */
+size_t et_adapter_dim(const et_adapter *a);
+/* 1 if the adapter was trained on (and must be applied to) documents as well
+ * as queries; 0 = queries only (documents use the base embedding). */
+int et_adapter_applies_to_docs(const et_adapter *a);
+/* Base model directory recorded at training time (borrowed; may be ""). */
+const char *et_adapter_base_model(const et_adapter *a);
+/* out[i] = adapter(x[i]) for n rows, L2-normalized when the base model
+ * normalizes (recorded in config.json). out may equal x. */
+int et_adapter_apply(const et_adapter *a, const float *x /* [n, dim] */, size_t n,
+                     float *out /* [n, dim] */, et_error *err);
+
 /* ==== evaluation ============================================================== */
 
 /* ==== serve and hub =========================================================== */
