@@ -203,6 +203,38 @@ int et_adapter_apply(const et_adapter *a, const float *x /* [n, dim] */, size_t 
 
 /* ==== serve and hub =========================================================== */
 
+/* Resolves a model spec as every CLI command's -m does: an existing local
+ * directory wins; else a Hugging Face Hub id "org/name[@revision]" is looked
+ * up in the Hugging Face cache and, if the snapshot there is incomplete,
+ * downloaded (see et_hub_download; with HF_HUB_OFFLINE=1 the cache only).
+ * A cached complete snapshot is used without contacting the hub
+ * (`embtune download` refreshes). *dir: the model directory, caller frees. */
+int et_resolve_model(const char *spec, char **dir, et_error *err);
+
+typedef struct et_hub_opts {
+    const char *endpoint;  /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+    const char *cache_dir; /* NULL: $HF_HUB_CACHE, else $HF_HOME/hub, else
+                              ~/.cache/huggingface/hub */
+    const char *token;     /* NULL: $HF_TOKEN, else the file $HF_TOKEN_PATH or
+                              $HF_HOME/token; sent as Bearer, never printed */
+    int offline;           /* 1 = cache only; 0 = $HF_HUB_OFFLINE decides */
+    int refresh;           /* 1 = ask the hub what the revision is now even if a
+                              complete snapshot is cached (`embtune download`) */
+    int quiet;             /* 1 = no notices on stderr (progress follows ET_PROGRESS) */
+} et_hub_opts;
+
+/* Fetches the files a model needs (config, tokenizer, safetensors weights and
+ * shards, sentence-transformers module configs) of Hub repo "org/name[@rev]"
+ * into the Hugging Face cache layout, resuming partial downloads and checking
+ * each file against the hub's ETag (sha256 for LFS files, git blob sha1 for
+ * the others). Nothing appears in snapshots/ unless every file arrived intact.
+ * opts may be NULL. *snapshot_dir: caller frees.
+ * Errors: ET_ENET (network / HTTP, incl. 401/403 gated and 404 missing repos,
+ * with the hub's reason), ET_ENOTFOUND (offline and not cached), ET_EFORMAT
+ * (checksum mismatch, malformed reply). */
+int et_hub_download(const char *spec, const et_hub_opts *opts, char **snapshot_dir,
+                    et_error *err);
+
 #ifdef __cplusplus
 }
 #endif

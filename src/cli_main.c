@@ -27,6 +27,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {NULL, NULL, NULL},
 };
 
