@@ -186,20 +186,11 @@ static int file_hash(et_sha256_ctx *h, const char *path, et_error *err) {
     return bad ? et_err_set(err, ET_EIO, "%s: read error", path) : ET_OK;
 }
 
-int et_embcache_model_key(et_embcache *c, const char *dir, const char *extra, char key[65], et_error *err) {
-    char **names = NULL;
-    size_t n = 0;
-    int rc = list_files(dir, &names, &n, err);
-    if (rc) return rc;
-    if (n == 0) {
-        free(names);
-        return et_err_set(err, ET_ENOTFOUND, "%s: no model files", dir);
-    }
-    char *abs = realpath(dir, NULL);
-    const char *dkey = abs ? abs : dir;
-    /* stat signature */
+/* SHA-256 over "name|size|mtime|inode" of each file: changes when any file does. */
+static int stat_signature(const char *dir, char **names, size_t n, char sig[65], et_error *err) {
     et_sha256_ctx h;
     et_sha256_init(&h);
+    int rc = ET_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         char *p = et_path_join(dir, names[i], err);
         struct stat st;
@@ -213,9 +204,38 @@ int et_embcache_model_key(et_embcache *c, const char *dir, const char *extra, ch
         free(p);
     }
     uint8_t dg[32];
-    char sig[65], fp[65] = "", old_fp[65] = "";
     et_sha256_final(&h, dg);
     et_hex(sig, dg, 32);
+    return rc;
+}
+
+int et_model_dir_signature(const char *dir, char sig[65], et_error *err) {
+    char **names = NULL;
+    size_t n = 0;
+    int rc = list_files(dir, &names, &n, err);
+    if (rc) return rc;
+    rc = stat_signature(dir, names, n, sig, err);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+int et_embcache_model_key(et_embcache *c, const char *dir, const char *extra, char key[65], et_error *err) {
+    char **names = NULL;
+    size_t n = 0;
+    int rc = list_files(dir, &names, &n, err);
+    if (rc) return rc;
+    if (n == 0) {
+        free(names);
+        return et_err_set(err, ET_ENOTFOUND, "%s: no model files", dir);
+    }
+    char *abs = realpath(dir, NULL);
+    const char *dkey = abs ? abs : dir;
+    et_sha256_ctx h;
+    char sig[65];
+    rc = stat_signature(dir, names, n, sig, err);
+    uint8_t dg[32];
+    char fp[65] = "", old_fp[65] = "";
     sqlite3_stmt *st = NULL;
     if (!rc && sqlite3_prepare_v2(c->db, "SELECT sig, fp FROM models WHERE dir = ?", -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, dkey, -1, SQLITE_TRANSIENT);

@@ -29,6 +29,10 @@ const char *et_embcache_path(const et_embcache *c);
  * 64 hex chars + NUL into key. */
 int et_embcache_model_key(et_embcache *c, const char *dir, const char *extra, char key[65], et_error *err);
 
+/* Signature of the files of a model directory (their names, sizes, mtimes,
+ * inodes; no content read): 64 hex chars. Changes when any file changes. */
+int et_model_dir_signature(const char *dir, char sig[65], et_error *err);
+
 /* Looks up n texts (embedded with `prompt`, may be NULL): found[i] = 1 and
  * out row i filled when cached with width dim. */
 int et_embcache_get(et_embcache *c, const char *model_key, const char *prompt, const char *const *texts, size_t n,
