@@ -12,6 +12,9 @@ int cli_fail(const char *cmd, const et_error *err);
 /* Prints "embtune <cmd>: <formatted>" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* fine-tuning (cli_finetune.c) */
+int cli_finetune(int argc, char **argv);
+
 /* serve and hub (cli_serve.c, cli_download.c) */
 int cli_serve(int argc, char **argv);
 int cli_download(int argc, char **argv);

@@ -27,6 +27,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"finetune", cli_finetune, "fine-tune a model or train an adapter on a retrieval dataset"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {NULL, NULL, NULL},
 };
