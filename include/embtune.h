@@ -172,6 +172,57 @@ void et_model_set_batch_size(et_model *m, size_t batch_size);
 /* ==== ingest (documents -> chunks) ========================================== */
 
 /* ==== generate (chunks -> synthetic queries) ================================ */
+/* Reads a chunk file (see `embtune ingest`), writes (query, chunk) training
+ * data. With llm_url, asks an OpenAI-compatible /v1/chat/completions server for
+ * questions_per_chunk questions per chunk (many requests in flight, retries);
+ * without it, the embedded generator builds them from the chunk's salient
+ * sentences. Every finished chunk is appended to a journal beside the output
+ * ("<output>.journal"), so rerunning the same call resumes; the dataset is
+ * then written atomically from the journal. Corpus ids are chunk ids, query
+ * ids "<chunk id>-q<k>". */
+
+typedef struct et_generate_opts {
+    const char *input;          /* chunk JSONL */
+    const char *output;         /* dataset path (BEIR: a directory) */
+    const char *format;         /* "llama" (default), "pairs", "flag", "beir" */
+    const char *llm_url;        /* NULL = embedded generator; "http://host:port" or ".../v1" */
+    const char *llm_model;      /* NULL = the server's first model from /v1/models */
+    const char *api_key;        /* NULL = none; never printed or logged */
+    size_t questions_per_chunk; /* default 2 */
+    size_t concurrency;         /* requests in flight, default 8 */
+    double timeout;             /* seconds per request, default 120 */
+    int retries;                /* retries per request, default 5 */
+    double temperature;         /* default 0.7; < 0 = not sent */
+    double top_p;               /* < 0 = not sent (default) */
+    long max_tokens;            /* default 512; 0 = not sent */
+    uint64_t seed;              /* embedded generator; sent to the LLM when has_seed */
+    int has_seed;
+    const char *prompt_file;    /* NULL = default prompt; must contain {context} and {n} */
+    const char *val_docs;       /* glob over chunk "doc": those chunks go to val_output */
+    double val_fraction;        /* or: this fraction of chunks, whole documents, to val_output */
+    const char *val_output;     /* validation dataset path (same format) */
+    int restart;                /* 1 = discard an existing journal */
+    int quiet;                  /* 1 = no summary or progress on stderr */
+} et_generate_opts;
+
+typedef struct et_generate_summary {
+    size_t n_chunks;       /* distinct chunks in the input */
+    size_t n_resumed;      /* chunks found finished in the journal */
+    size_t n_ok;           /* chunks with all their questions */
+    size_t n_short;        /* chunks with fewer questions than asked (> 0) */
+    size_t n_failed;       /* chunks without any question */
+    size_t n_queries;      /* queries written (train + validation) */
+    size_t n_val_queries;  /* of which validation */
+    size_t requests, retries, max_in_flight; /* LLM mode */
+    double seconds;
+    char journal[1024];    /* journal path */
+    char failures[1024];   /* failures file path ("" when none) */
+} et_generate_summary;
+
+/* Defaults as documented above. */
+void et_generate_opts_init(et_generate_opts *o);
+/* Runs the job. sum may be NULL. */
+int et_generate(const et_generate_opts *o, et_generate_summary *sum, et_error *err);
 
 /* ==== fine-tuning ============================================================ */
 

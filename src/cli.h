@@ -12,6 +12,12 @@ int cli_fail(const char *cmd, const et_error *err);
 /* Prints "embtune <cmd>: <formatted>" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* generate (cli_generate.c) */
+int cli_generate(int argc, char **argv);
+
+/* evaluation (cli_eval.c) */
+int cli_eval(int argc, char **argv);
+
 /* fine-tuning (cli_finetune.c) */
 int cli_finetune(int argc, char **argv);
 

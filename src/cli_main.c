@@ -27,8 +27,10 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
     {"finetune", cli_finetune, "fine-tune a model or train an adapter on a retrieval dataset"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
+    {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
     {NULL, NULL, NULL},
 };
 
