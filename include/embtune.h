@@ -271,6 +271,7 @@ typedef struct et_finetune_opts {
     const char *prompt_name;   /* query prompt of the model (NULL: "query" if the model has it) */
     const char *cache;         /* adapter mode: embedding cache file; NULL = default, "" = none */
     int save_last;             /* write the last model, not the best validated one */
+    int log_batches;           /* train_log.jsonl lists each step's rows (query and document ids) */
     int quiet;                 /* no progress or summary on stderr */
     volatile int *stop;        /* set non-zero (e.g. from a signal handler) to checkpoint and stop */
 } et_finetune_opts;

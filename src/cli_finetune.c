@@ -63,6 +63,7 @@ static void usage(FILE *f) {
             "  --save-steps N          checkpoint every N steps (default: every epoch, every\n"
             "                          validation and every 5 minutes)\n"
             "  --save-last             write the last model, not the best validated one\n"
+            "  --log-batches           list each step's rows (query/document ids) in the log\n"
             "  --resume                continue from OUT_DIR/checkpoint\n"
             "  --overwrite             replace a model or checkpoint already in OUT_DIR\n"
             "  --cache FILE            adapter embedding cache (default ~/.cache/embtune/)\n"
@@ -177,6 +178,7 @@ int cli_finetune(int argc, char **argv) {
         } else if (!strcmp(a, "--eval-steps")) NUM(o.eval_steps, 1, 0x7fffffffL);
         else if (!strcmp(a, "--save-steps")) NUM(o.save_steps, 1, 0x7fffffffL);
         else if (!strcmp(a, "--save-last")) o.save_last = 1;
+        else if (!strcmp(a, "--log-batches")) o.log_batches = 1;
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--overwrite")) o.overwrite = 1;
         else if (!strcmp(a, "--no-dropout")) o.no_dropout = 1;

@@ -14,6 +14,7 @@
  * moments, the dropout RNG and the position (epoch, batch): a run killed at
  * any point and resumed ends with the same weights as an uninterrupted one.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -131,6 +132,21 @@ static int rm_rf(const char *path) {
         return system(cmd);
     }
     return unlink(path);
+}
+
+/* Removes what a killed run may leave: OUT_DIR/.staging.<pid> directories and
+ * <file>.tmp.<pid> files of interrupted atomic writes. */
+static void remove_leftovers(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".staging.", 9) && !strstr(e->d_name, ".tmp.")) continue;
+        char *p = et_path_join(dir, e->d_name, NULL);
+        if (p) rm_rf(p);
+        free(p);
+    }
+    closedir(d);
 }
 
 static void textset_free(textset *s) {
@@ -435,6 +451,28 @@ static int log_line(trainer *t, const char *line, et_error *err) {
     return ET_OK;
 }
 
+/* ", \"rows\": [[qid, doc id, negative id or null, ...], ...]" of batches [b0, b1). */
+static int batch_rows_json(const trainer *t, const et_epoch_plan *p, size_t b0, size_t b1, et_buf *b, et_error *err) {
+    int rc = et_buf_puts(b, ", \"rows\": [", err);
+    for (size_t i = p->batch_off[b0]; i < p->batch_off[b1] && !rc; i++) {
+        size_t r = p->order[i];
+        const char *q = t->tr->qids[t->rows.q[r]], *d = t->tr->doc_ids[t->rows.pos[r]];
+        rc = et_buf_puts(b, i > p->batch_off[b0] ? ", [" : "[", err);
+        if (!rc) rc = et_buf_json_string(b, q, strlen(q), err);
+        if (!rc) rc = et_buf_puts(b, ", ", err);
+        if (!rc) rc = et_buf_json_string(b, d, strlen(d), err);
+        for (size_t k = 0; k < p->n_neg && !rc; k++) {
+            size_t dn = p->neg[i * p->n_neg + k];
+            rc = et_buf_puts(b, ", ", err);
+            if (!rc) rc = dn == SIZE_MAX ? et_buf_puts(b, "null", err)
+                                         : et_buf_json_string(b, t->tr->doc_ids[dn], strlen(t->tr->doc_ids[dn]), err);
+        }
+        if (!rc) rc = et_buf_puts(b, "]", err);
+    }
+    if (!rc) rc = et_buf_puts(b, "]", err);
+    return rc;
+}
+
 static int save_state(trainer *t, et_error *err) {
     uint8_t *rng = NULL;
     size_t rn = t->enc ? et_encoder_rng_state(t->enc, NULL, 0) : 0;
@@ -704,6 +742,8 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         free_trainer(t);
         return ET_ENOMEM;
     }
+    remove_leftovers(o->out_dir);
+    remove_leftovers(t->ckpt_dir);
     int have_ckpt = et_file_exists(t->state_path);
     if (o->resume && !have_ckpt) {
         rc = has_model_files(o->out_dir)
@@ -1073,9 +1113,15 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
             char line[512];
             snprintf(line, sizeof(line),
                      "{\"step\": %llu, \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, "
-                     "\"pairs_per_s\": %.1f}",
+                     "\"pairs_per_s\": %.1f",
                      (unsigned long long)t->st.step, epoch_f, step_loss, lr, gnorm, pps);
-            if ((rc = log_line(t, line, err))) break;
+            et_buf lb = {0};
+            rc = et_buf_puts(&lb, line, err);
+            if (!rc && o->log_batches) rc = batch_rows_json(t, p, b0, b1, &lb, err);
+            if (!rc) rc = et_buf_puts(&lb, "}", err);
+            if (!rc) rc = log_line(t, lb.data, err);
+            et_buf_free(&lb);
+            if (rc) break;
             snprintf(line, sizeof(line), "epoch %.2f loss %.4f lr %.2e %.1f pairs/s", epoch_f, loss_acc / loss_n, lr,
                      pps);
             et_progress_update(&pr, (size_t)t->st.step, line);
