@@ -93,11 +93,11 @@ fi
 # ---- 4. kill -9 and resume ---------------------------------------------------------------
 COMMON=(-m "$FIX" -t "$D/train.json" --epochs 4 --batch-size 4 --lr 5e-3 --seed 9 --save-last -q)
 ft "${COMMON[@]}" -o "$T/ref" >/dev/null 2>&1 || fail "reference run"
-steps_done() { grep -c '"loss"' "$T/kill/train_log.jsonl" 2>/dev/null || echo 0; }
+steps_done() { grep -c '"grad_norm"' "$T/kill/train_log.jsonl" 2>/dev/null || echo 0; }
 total=$(grep -o '"steps": [0-9]*' "$T/ref/train_log.jsonl" | head -1 | grep -o '[0-9]*$')
 kill_at() { # $1 = step to wait for, $2 = signal, $3.. = extra args
     local at=$1 sig=$2; shift 2
-    ft "${COMMON[@]}" -o "$T/kill" --save-steps 1 "$@" >>"$T/kill.out" 2>&1 &
+    "$EMBTUNE" finetune "${COMMON[@]}" -o "$T/kill" --save-steps 1 "$@" >>"$T/kill.out" 2>&1 &
     local pid=$! i=0
     while [ "$(steps_done)" -lt "$at" ] && kill -0 $pid 2>/dev/null && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
     kill -"$sig" $pid 2>/dev/null
@@ -120,13 +120,13 @@ d = float((a - b).abs().max())
 print(f"resume: max abs diff {d:.3g} (tol 1e-6)")
 sys.exit(0 if d <= 1e-6 else 1)
 EOF
-    n=$(grep -c '"loss"' "$T/kill/train_log.jsonl")
+    n=$(grep -c '"grad_norm"' "$T/kill/train_log.jsonl")
     [ "$n" = "$total" ] || fail "log of the resumed run has $n step lines, expected $total"
 else
     tail -5 "$T/kill.out"; fail "final resume"
 fi
 # resume with other options is refused
-ft "${COMMON[@]}" -o "$T/kill2" --save-steps 1 >/dev/null 2>&1 &
+"$EMBTUNE" finetune "${COMMON[@]}" -o "$T/kill2" --save-steps 1 >/dev/null 2>&1 &
 pid=$!; sleep 0.5; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 if [ -f "$T/kill2/checkpoint/state.bin" ]; then
     out=$(ft "${COMMON[@]}" -o "$T/kill2" --resume --lr 1e-3 2>&1) && fail "resume with another lr accepted"
@@ -145,9 +145,9 @@ expect_err() { # $1 = needle, rest = args
     if out=$(ft "$@" 2>&1); then fail "succeeded: $*"; return; fi
     echo "$out" | grep -q -- "$needle" && ok "error: $out" || fail "message lacks '$needle': $out"
 }
-expect_err "no (query" -m "$FIX" -t "$D/empty.json" -o "$T/e1"
+expect_err "no usable queries" -m "$FIX" -t "$D/empty.json" -o "$T/e1"
 expect_err "no-such-node" -m "$FIX" -t "$D/missing_rel.json" -o "$T/e2"
-expect_err "malformed.jsonl:2" -m "$FIX" -t "$D/malformed.jsonl" -o "$T/e3"
+expect_err "malformed.jsonl: line 2" -m "$FIX" -t "$D/malformed.jsonl" -o "$T/e3"
 expect_err "no checkpoint" -m "$FIX" -t "$D/train.json" -o "$T/e4" --resume
 expect_err "unknown loss" -m "$FIX" -t "$D/train.json" -o "$T/e5" --loss triplet
 expect_err "guide" -m "$FIX" -t "$D/train.json" -o "$T/e6" --loss gist

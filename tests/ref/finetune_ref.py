@@ -73,7 +73,7 @@ def traj(base, dataset, ids_path, out, adapter):
     ids_of = {t: i for t, i in zip(idm["texts"], idm["ids"])}
     log = [json.loads(line) for line in open(os.path.join(out, "train_log.jsonl"))]
     start = log[0]
-    steps = [e for e in log if "loss" in e]
+    steps = [e for e in log if "grad_norm" in e]
     assert steps and all("rows" in e for e in steps), "run without --log-batches"
     total, warmup, lr = start["steps"], start["warmup"], start["lr"]
     unk = unk_id(base)
