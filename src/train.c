@@ -745,15 +745,19 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
     remove_leftovers(o->out_dir);
     remove_leftovers(t->ckpt_dir);
     int have_ckpt = et_file_exists(t->state_path);
-    if (o->resume && !have_ckpt) {
-        rc = has_model_files(o->out_dir)
-                 ? et_err_set(err, ET_EINVAL, "%s already holds a finished model; nothing to resume "
-                                              "(use --overwrite to train again)", o->out_dir)
-                 : et_err_set(err, ET_ENOTFOUND, "%s: no checkpoint to resume from", t->state_path);
-        free_trainer(t);
-        return rc;
+    int resume = o->resume;
+    if (resume && !have_ckpt) {
+        if (has_model_files(o->out_dir)) {
+            rc = et_err_set(err, ET_EINVAL, "%s already holds a finished model; nothing to resume "
+                                            "(use --overwrite to train again)", o->out_dir);
+            free_trainer(t);
+            return rc;
+        }
+        say(t, "no checkpoint in %s yet: starting from the beginning", o->out_dir);
+        unlink(t->log_path);
+        resume = 0;
     }
-    if (!o->resume && !o->overwrite && (have_ckpt || has_model_files(o->out_dir))) {
+    if (!resume && !o->resume && !o->overwrite && (have_ckpt || has_model_files(o->out_dir))) {
         rc = et_err_set(err, ET_EINVAL,
                         have_ckpt ? "%s holds a checkpoint of an earlier run: use --resume to continue it, "
                                     "or --overwrite to start over"
@@ -762,7 +766,7 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         free_trainer(t);
         return rc;
     }
-    if (!o->resume && o->overwrite) {
+    if (!resume && o->overwrite) {
         rm_rf(t->ckpt_dir);
         unlink(t->log_path);
     }
@@ -982,7 +986,7 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
     memset(&t->st, 0, sizeof(t->st));
     t->st.best_score = -1;
     snprintf(t->st.config, sizeof(t->st.config), "%s", t->config);
-    if (o->resume) {
+    if (resume) {
         uint8_t *rng = t->rng_size ? et_malloc(t->rng_size, err) : NULL;
         size_t rn = 0;
         if (t->rng_size && !rng) {
@@ -1026,7 +1030,7 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         t->plans[0].n_batches, t->batch, t->total_steps, t->acfg.lr, t->warmup, o->loss ? o->loss : "mnrl",
         t->n_neg ? ", hard negatives" : "", t->cached ? ", GradCache" : "");
 
-    if (!o->resume) {
+    if (!resume) {
         char line[2048];
         snprintf(line, sizeof(line),
                  "{\"event\": \"start\", \"base\": \"%s\", \"mode\": \"%s\", \"loss\": \"%s\", \"pairs\": %zu, "

@@ -93,7 +93,7 @@ fi
 # ---- 4. kill -9 and resume ---------------------------------------------------------------
 COMMON=(-m "$FIX" -t "$D/train.json" --epochs 4 --batch-size 4 --lr 5e-3 --seed 9 --save-last -q)
 ft "${COMMON[@]}" -o "$T/ref" >/dev/null 2>&1 || fail "reference run"
-steps_done() { grep -c '"grad_norm"' "$T/kill/train_log.jsonl" 2>/dev/null || echo 0; }
+steps_done() { local n; n=$(grep -c '"grad_norm"' "$T/kill/train_log.jsonl" 2>/dev/null); echo "${n:-0}"; }
 total=$(grep -o '"steps": [0-9]*' "$T/ref/train_log.jsonl" | head -1 | grep -o '[0-9]*$')
 kill_at() { # $1 = step to wait for, $2 = signal, $3.. = extra args
     local at=$1 sig=$2; shift 2
@@ -104,7 +104,8 @@ kill_at() { # $1 = step to wait for, $2 = signal, $3.. = extra args
     wait $pid 2>/dev/null
     echo "killed with SIG$sig at step $(steps_done)/$total"
 }
-kill_at 5 9
+kill_at 0 9   # before the first checkpoint: --resume starts over
+kill_at 5 9 --resume
 kill_at 20 9 --resume
 kill_at 32 TERM --resume
 grep -q "interrupted at step" "$T/kill.out" || fail "SIGTERM did not checkpoint and stop"
@@ -148,7 +149,6 @@ expect_err() { # $1 = needle, rest = args
 expect_err "no usable queries" -m "$FIX" -t "$D/empty.json" -o "$T/e1"
 expect_err "no-such-node" -m "$FIX" -t "$D/missing_rel.json" -o "$T/e2"
 expect_err "malformed.jsonl: line 2" -m "$FIX" -t "$D/malformed.jsonl" -o "$T/e3"
-expect_err "no checkpoint" -m "$FIX" -t "$D/train.json" -o "$T/e4" --resume
 expect_err "unknown loss" -m "$FIX" -t "$D/train.json" -o "$T/e5" --loss triplet
 expect_err "guide" -m "$FIX" -t "$D/train.json" -o "$T/e6" --loss gist
 expect_err "already holds a model" -m "$FIX" -t "$D/train.json" -o "$T/traj"

@@ -3,7 +3,7 @@ static (model2vec) model.
 
   finetune_ref.py traj BASE_DIR DATASET.json IDS.json OUT_DIR [adapter]
       Replays the run logged in OUT_DIR/train_log.jsonl (--log-batches: the rows
-      of every step) in PyTorch: the base table expanded (weights[v] *
+      of every step) in PyTorch (float64): the base table expanded (weights[v] *
       embeddings[mapping[v]]), mean of the rows of the ids (UNK dropped) +
       F.normalize, sentence-transformers' MNRL (scale 20), clip_grad_norm_(1),
       AdamW (decoupled decay on the table / adapter weights, not on biases),
@@ -58,7 +58,7 @@ def embed(table, seqs, unk):
     rows = []
     for s in seqs:
         kept = [i for i in s if i != unk]
-        rows.append(table[torch.tensor(kept)].mean(0) if kept else torch.zeros(table.shape[1]))
+        rows.append(table[torch.tensor(kept)].mean(0) if kept else torch.zeros(table.shape[1], dtype=table.dtype))
     return F.normalize(torch.stack(rows), p=2, dim=1)
 
 
@@ -77,9 +77,11 @@ def traj(base, dataset, ids_path, out, adapter):
     assert steps and all("rows" in e for e in steps), "run without --log-batches"
     total, warmup, lr = start["steps"], start["warmup"], start["lr"]
     unk = unk_id(base)
-    table0 = base_table(base)
+    # float64: the exact trajectory (a float32 replay drifts from it by ~2e-5 after 30 AdamW
+    # steps, more than embtune's float32 run does: ~4e-6)
+    table0 = base_table(base).double()
     if adapter:
-        W = torch.nn.Parameter(torch.eye(table0.shape[1]))
+        W = torch.nn.Parameter(torch.eye(table0.shape[1], dtype=torch.float64))
         params, decay = [W], [W]
     else:
         table = torch.nn.Parameter(table0.clone())
@@ -110,7 +112,7 @@ def traj(base, dataset, ids_path, out, adapter):
     else:
         got = st_io.load(os.path.join(out, "model.safetensors"))["embeddings"]
         want = table.detach()
-    diff = float((got.float() - want).abs().max())
+    diff = float((got.double() - want).abs().max())
     print(f"finetune_ref traj{' adapter' if adapter else ''}: {len(steps)} steps, loss rel err {worst_loss:.2e} "
           f"(tol {TOL_LOSS}), final parameters max abs diff {diff:.2e} (tol {TOL_PARAM})")
     return 0 if worst_loss <= TOL_LOSS and diff <= TOL_PARAM else 1
