@@ -1,11 +1,12 @@
 /* train_ckpt.h - training checkpoints: one file written atomically (temp +
  * fsync + rename) holding the position, the optimizer step, the parameters,
- * the AdamW moments and the dropout RNG state, with a SHA-256 trailer.
+ * the AdamW moments and the dropout RNG state, with a checksum trailer.
  *
- * Layout: "ETCKPT01" | u64 json_len | JSON state (zero-padded to 8) |
+ * Layout: "ETCKPT02" | u64 json_len | JSON state (zero-padded to 8) |
  * u64 n_params | u64 has_moments | u64 rng_bytes | params f32[n] |
- * (m f32[n] | v f32[n]) | rng bytes (zero-padded to 8) | SHA-256 of all the
- * bytes before it. Little-endian (the machines we run on).
+ * (m f32[n] | v f32[n]) | rng bytes (zero-padded to 8) | u64 checksum of all
+ * the bytes before it (word-wise multiply-xorshift, see train_ckpt.c).
+ * Little-endian (the machines we run on).
  */
 #ifndef ET_TRAIN_CKPT_H
 #define ET_TRAIN_CKPT_H
