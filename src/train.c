@@ -43,13 +43,13 @@
 /* Defaults per mode (documented in README: ### embtune finetune). */
 #define FULL_LR 2e-5
 #define FULL_BATCH 16
-#define FULL_EPOCHS 1
-#define STATIC_LR 2e-3
+#define FULL_EPOCHS 2
+#define STATIC_LR 5e-3
 #define STATIC_BATCH 32
-#define STATIC_EPOCHS 4
-#define ADAPTER_LR 1e-3
+#define STATIC_EPOCHS 10
+#define ADAPTER_LR 3e-3
 #define ADAPTER_BATCH 32
-#define ADAPTER_EPOCHS 8
+#define ADAPTER_EPOCHS 20
 
 void et_finetune_opts_default(et_finetune_opts *o) {
     memset(o, 0, sizeof(*o));
