@@ -10,7 +10,7 @@
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
-PKGS    := libcjson libutf8proc oniguruma libcurl libmicrohttpd poppler-glib sqlite3
+PKGS    := libcjson libutf8proc oniguruma libcurl libmicrohttpd poppler-glib libxml-2.0 sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
@@ -60,14 +60,20 @@ check:
 debug:
 	$(MAKE) BUILD=build-debug OPT=-O0 all
 
-bench: all
+BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libembtune.a
+	@mkdir -p $(dir $@)
+	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libembtune.a $(LDLIBS)
+
+bench: all $(BENCH_BINS)
 	bench/run.sh
 
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60
 fuzz:
 	$(MAKE) CC=clang BUILD=build-fuzz OPT="-O1 -fno-omit-frame-pointer" \
-	    SAN="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libembtune.a
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" build-fuzz/libembtune.a
 	@mkdir -p build-fuzz/fuzz
 	for t in $(FUZZ_TARGETS); do \
 	    clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) \

@@ -72,6 +72,9 @@ typedef struct et_tokenizer et_tokenizer;
 
 /* Loads a tokenizer.json file. Caller frees with et_tokenizer_free. */
 int et_tokenizer_load(et_tokenizer **out, const char *path, et_error *err);
+/* Loads a tokenizer.json held in memory; `name` labels messages. Caller frees. */
+int et_tokenizer_load_buffer(et_tokenizer **out, const char *data, size_t len, const char *name,
+                             et_error *err);
 /* Loads from a model directory: tokenizer.json, else vocab.txt (+
  * tokenizer_config.json for do_lower_case etc.). Caller frees. */
 int et_tokenizer_load_dir(et_tokenizer **out, const char *dir, et_error *err);
@@ -141,6 +144,8 @@ const et_tokenizer *et_model_tokenizer(const et_model *m);
 /* Prompt text for a named prompt from config_sentence_transformers.json
  * (e.g. "query"); NULL if absent. Borrowed, valid until m is freed. */
 const char *et_model_prompt(const et_model *m, const char *name);
+/* Name of the default prompt (default_prompt_name), NULL if none. Borrowed. */
+const char *et_model_default_prompt(const et_model *m);
 
 typedef struct et_model_info {
     const char *architecture; /* "bert", "xlm-roberta", "model2vec" */
@@ -154,6 +159,14 @@ typedef struct et_model_info {
     size_t vocab_size;
     int normalize;            /* 1 if a Normalize module is present */
 } et_model_info;
+/* Static (model2vec) models: embedding-table rows and whether per-token
+ * weights are present. Returns ET_EINVAL for transformer models. */
+typedef struct et_model_static_info {
+    size_t rows;   /* rows of the embedding table (< vocab when quantized) */
+    int weighted;  /* 1 if per-token weights scale the rows */
+} et_model_static_info;
+int et_model_get_static_info(const et_model *m, et_model_static_info *si);
+
 /* Fills info; strings are borrowed, valid until m is freed. */
 void et_model_get_info(const et_model *m, et_model_info *info);
 
@@ -170,6 +183,58 @@ int et_embed_ids(et_model *m, const int32_t *const *ids, const size_t *lens, siz
 void et_model_set_batch_size(et_model *m, size_t batch_size);
 
 /* ==== ingest (documents -> chunks) ========================================== */
+/* Files and directories (recursive) -> one JSONL chunk file (src/chunks.h):
+ * PDF (poppler), HTML, Markdown and plain text are cleaned (UTF-8 with a
+ * Windows-1252 fallback, ligatures, hyphenation, page headers/footers) and
+ * split into sentence-aware chunks of at most chunk_size tokens, counted with
+ * the given tokenizer or, without one, a word-based estimate. */
+
+#define ET_INGEST_CHUNK_SIZE 256
+#define ET_INGEST_CHUNK_OVERLAP 32
+
+typedef struct et_ingest_opts {
+    size_t chunk_size;    /* token budget per chunk (default 256) */
+    size_t chunk_overlap; /* overlap tokens, < chunk_size (default 32) */
+    const et_tokenizer *tokenizer; /* borrowed; NULL = word-based estimate */
+    size_t max_tokens;    /* model limit (max length - special tokens); 0 = none */
+    const char *const *include; /* [n_include] globs (fnmatch) on the path relative */
+    size_t n_include;           /* to its argument, or on the file name; borrowed */
+    const char *const *exclude; /* [n_exclude] globs, same matching; also prune dirs */
+    size_t n_exclude;
+    int strict;           /* 1: an unreadable/unsupported file is an error */
+    int progress;         /* 1: progress line on stderr (tty or ET_PROGRESS=1) */
+    /* Called for each skipped file (may be NULL): path, reason ("encrypted",
+     * "corrupt", "no text", "binary", "empty", "unreadable") and a message. */
+    void (*on_skip)(void *ctx, const char *path, const char *reason, const char *msg);
+    void *cb_ctx;
+} et_ingest_opts;
+
+/* Fills the defaults above. */
+void et_ingest_opts_default(et_ingest_opts *o);
+
+typedef struct et_ingest_stats {
+    size_t files;      /* documents ingested */
+    size_t pages;      /* PDF pages (text files with form feeds count their pages) */
+    size_t chunks;     /* chunks written */
+    size_t tokens;     /* sum of n_tokens */
+    size_t max_chunk_tokens;
+    size_t skipped;    /* files skipped (see on_skip) */
+    size_t skipped_by[8]; /* per reason, indexed as et_ingest_reason_name(i) */
+    size_t duplicates; /* chunks dropped because an identical one (same id) was written */
+    size_t ignored;    /* files not selected (extension, --include/--exclude, hidden) */
+    size_t bytes;      /* bytes of input read */
+    double seconds;
+} et_ingest_stats;
+
+/* Name of a skip reason index (0 = "none"), NULL past the end. */
+const char *et_ingest_reason_name(size_t i);
+
+/* Ingests paths into out_path (written atomically: on error the previous file,
+ * if any, is untouched). stats may be NULL. Without opts->strict, files that
+ * cannot be ingested are skipped and reported through on_skip; it is an error
+ * if nothing at all could be ingested. */
+int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, const et_ingest_opts *opts,
+              et_ingest_stats *stats, et_error *err);
 
 /* ==== generate (chunks -> synthetic queries) ================================ */
 /* Reads a chunk file (see `embtune ingest`), writes (query, chunk) training
@@ -354,6 +419,40 @@ typedef struct et_hub_opts {
  * (checksum mismatch, malformed reply). */
 int et_hub_download(const char *spec, const et_hub_opts *opts, char **snapshot_dir,
                     et_error *err);
+
+/* OpenAI-compatible embeddings server (libmicrohttpd): POST /v1/embeddings,
+ * POST /embed (Hugging Face text-embeddings-inference), GET /health,
+ * GET /v1/models. Concurrent requests are batched into one forward pass on a
+ * single worker thread that owns the model. */
+typedef struct et_server et_server;
+
+typedef struct et_serve_opts {
+    const char *host;       /* NULL = "127.0.0.1" (an IPv4/IPv6 address or name) */
+    int port;               /* 0 = any free port (see et_server_port) */
+    const char *api_key;    /* NULL = open; else "Authorization: Bearer KEY" is required
+                               (except GET /health); copied, never logged */
+    const char *model_name; /* id reported by /v1/models and responses; NULL = "embtune" */
+    size_t max_batch;       /* inputs per forward pass (0 = 64) */
+    double max_wait_ms;     /* longest wait for more requests to fill a batch, only while
+                               requests are arriving (< 0 = default 5; 0 = never wait) */
+    size_t max_inputs;      /* inputs per request (0 = 2048), more: 413 */
+    size_t max_body;        /* request body bytes (0 = 16 MiB), more: 413 */
+    size_t max_tokens;      /* tokens per input, special tokens included
+                               (0 or more than the model's: the model's max length) */
+    int no_truncate;        /* 1 = longer inputs get 413 unless the request says
+                               truncate: true; 0 = they are cut */
+    int threads;            /* HTTP poll threads (0 = 2) */
+    int log_requests;       /* 1 = one line per request on stderr */
+} et_serve_opts;
+
+/* TCP port the server listens on (useful after port 0). */
+int et_server_port(const et_server *s);
+/* Graceful stop: refuses new connections, answers every request already
+ * received, then closes. Waits at most timeout_s seconds (<= 0: 30 s);
+ * ET_OK if everything in flight was answered, ET_ECANCELED on timeout. */
+int et_server_drain(et_server *s, double timeout_s);
+/* Stops (draining first if not done) and frees. NULL is a no-op. */
+void et_server_free(et_server *s);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,12 @@ int cli_fail(const char *cmd, const et_error *err);
 /* Prints "embtune <cmd>: <formatted>" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* embed and info (cli_embed.c, cli_info.c) */
+int cli_embed(int argc, char **argv);
+int cli_info(int argc, char **argv);
+/* ingest (cli_ingest.c) */
+int cli_ingest(int argc, char **argv);
+
 /* generate (cli_generate.c) */
 int cli_generate(int argc, char **argv);
 
@@ -24,5 +30,7 @@ int cli_finetune(int argc, char **argv);
 /* serve and hub (cli_serve.c, cli_download.c) */
 int cli_serve(int argc, char **argv);
 int cli_download(int argc, char **argv);
+/* tokenizer (cli_tokenize.c) */
+int cli_tokenize(int argc, char **argv);
 
 #endif

@@ -180,85 +180,127 @@ int et_ir_metrics(const size_t *ranked, size_t nq, size_t depth, const size_t *r
 
 /* ---- top-k selection ------------------------------------------------------------- */
 
-/* A bounded heap of (score, index) whose root is the worst kept entry.
- * Order: higher score is better; on equal scores the lower index is better. */
-static inline int worse(float sa, size_t ia, float sb, size_t ib) {
-    return sa < sb || (sa == sb && ia > ib);
+/* Candidates are buffered and, when the buffer is full, cut down to the k
+ * best by quickselect; the k-th best score then filters further candidates
+ * (a threshold test per score, the common case). Faster than a binary heap:
+ * no sift per accepted candidate, and no data-dependent branches in the scan.
+ * Order: higher score first; equal scores: lower index first. */
+typedef struct {
+    float s;
+    size_t i;
+} cand;
+
+static inline int better(const cand *a, const cand *b) {
+    return a->s > b->s || (a->s == b->s && a->i < b->i);
 }
 
-static void heap_sift_down(float *s /* [n] */, size_t *ix /* [n] */, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && worse(s[l], ix[l], s[w], ix[w])) w = l;
-        if (r < n && worse(s[r], ix[r], s[w], ix[w])) w = r;
-        if (w == i) return;
-        float ts = s[i]; s[i] = s[w]; s[w] = ts;
-        size_t ti = ix[i]; ix[i] = ix[w]; ix[w] = ti;
-        i = w;
+static inline void cswap(cand *a, cand *b) {
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorders c[0..n) so that c[0..k) hold the k best (in no order); k <= n.
+ * Indices are distinct, so the order is strict. */
+static void select_best(cand *c, size_t n, size_t k) {
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1 && lo < k && k < hi) {
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        /* median of three to c[last] */
+        if (better(&c[mid], &c[lo])) cswap(&c[mid], &c[lo]);
+        if (better(&c[last], &c[lo])) cswap(&c[last], &c[lo]);
+        if (better(&c[mid], &c[last])) cswap(&c[mid], &c[last]);
+        size_t st = lo;
+        for (size_t j = lo; j < last; j++)
+            if (better(&c[j], &c[last])) cswap(&c[j], &c[st++]);
+        cswap(&c[st], &c[last]); /* c[lo..st) better than the pivot at st */
+        if (st == k || st + 1 == k) return;
+        if (st > k) hi = st;
+        else lo = st + 1;
     }
 }
 
-static void heap_sift_up(float *s, size_t *ix, size_t i) {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!worse(s[i], ix[i], s[p], ix[p])) return;
-        float ts = s[i]; s[i] = s[p]; s[p] = ts;
-        size_t ti = ix[i]; ix[i] = ix[p]; ix[p] = ti;
-        i = p;
-    }
+static int cmp_cand(const void *a, const void *b) {
+    return better(a, b) ? -1 : better(b, a) ? 1 : 0;
 }
 
-/* Offers scores[0..n) with indices base + j to the heap (hs, hi, *cnt of k).
- * Indices must arrive in increasing order across calls: then a candidate equal
- * to the root is worse than it, and "s > root" is the whole test. */
-static void heap_offer(float *hs /* [k] */, size_t *hi /* [k] */, size_t *cnt, size_t k,
-                       const float *scores /* [n] */, size_t n, size_t base) {
-    size_t c = *cnt, j = 0;
-    for (; j < n && c < k; j++) {
+typedef struct {
+    cand *buf;   /* [cap] */
+    size_t n, cap, k;
+    float thr;   /* once full: the k-th best score; only higher scores enter */
+    int full;
+} topk_acc;
+
+static void acc_init(topk_acc *a, cand *buf, size_t cap, size_t k) {
+    a->buf = buf;
+    a->n = 0;
+    a->cap = cap;
+    a->k = k;
+    a->thr = -INFINITY;
+    a->full = 0;
+}
+
+static void acc_compact(topk_acc *a) {
+    select_best(a->buf, a->n, a->k);
+    a->n = a->k;
+    float w = a->buf[0].s;
+    for (size_t j = 1; j < a->k; j++)
+        if (a->buf[j].s < w) w = a->buf[j].s;
+    a->thr = w;
+    a->full = 1;
+}
+
+/* Offers scores[0..n) with indices base + j. Indices must increase across
+ * calls: then a score equal to the threshold belongs to a later (worse)
+ * document than the k-th best, and "s > thr" is the whole test. */
+static void acc_offer(topk_acc *a, const float *scores /* [n] */, size_t n, size_t base) {
+    size_t j = 0;
+    while (j < n && !a->full) { /* filling: every score enters (NaN as -inf) */
         float s = scores[j];
-        if (s != s) s = -INFINITY;
-        hs[c] = s;
-        hi[c] = base + j;
-        heap_sift_up(hs, hi, c);
-        c++;
+        a->buf[a->n++] = (cand){s != s ? -INFINITY : s, base + j};
+        j++;
+        if (a->n == a->cap) acc_compact(a);
     }
-    if (c == k) {
-        float thr = hs[0];
-        for (; j < n; j++) {
-            float s = scores[j];
-            if (s > thr) {
-                hs[0] = s;
-                hi[0] = base + j;
-                heap_sift_down(hs, hi, k, 0);
-                thr = hs[0];
+    float thr = a->thr;
+    for (; j < n; j++) {
+        float s = scores[j];
+        if (s > thr) {
+            a->buf[a->n++] = (cand){s, base + j};
+            if (a->n == a->cap) {
+                acc_compact(a);
+                thr = a->thr;
             }
         }
     }
-    *cnt = c;
 }
 
-/* Heap -> best-first output, padded to k with SIZE_MAX / -INFINITY. Sorts the
- * heap in place (heapsort: the worst goes last), then copies; ranked/top may
- * alias hi/hs. */
-static void heap_emit(size_t *ranked /* [k] */, float *top /* [k] or NULL */, float *hs, size_t *hi,
-                      size_t cnt, size_t k) {
-    for (size_t n = cnt; n > 1; n--) {
-        float ts = hs[0]; hs[0] = hs[n - 1]; hs[n - 1] = ts;
-        size_t ti = hi[0]; hi[0] = hi[n - 1]; hi[n - 1] = ti;
-        heap_sift_down(hs, hi, n - 1, 0);
-    }
-    if (ranked != hi) memcpy(ranked, hi, cnt * sizeof(size_t));
-    if (top && top != hs) memcpy(top, hs, cnt * sizeof(float));
-    for (size_t j = cnt; j < k; j++) {
-        ranked[j] = SIZE_MAX;
-        if (top) top[j] = -INFINITY;
+/* Best first into ranked/top (top may be NULL), padded to out_k. */
+static void acc_emit(topk_acc *a, size_t *ranked /* [out_k] */, float *top /* [out_k] or NULL */, size_t out_k) {
+    size_t m = ET_MIN(a->k, a->n);
+    if (m < a->n) select_best(a->buf, a->n, m);
+    qsort(a->buf, m, sizeof(cand), cmp_cand);
+    for (size_t j = 0; j < out_k; j++) {
+        ranked[j] = j < m ? a->buf[j].i : SIZE_MAX;
+        if (top) top[j] = j < m ? a->buf[j].s : -INFINITY;
     }
 }
 
-void et_topk_row(size_t *ranked, float *top, const float *scores, size_t n, size_t k) {
-    size_t cnt = 0;
-    heap_offer(top, ranked, &cnt, k, scores, n, 0);
-    heap_emit(ranked, top, top, ranked, cnt, k);
+/* Buffer capacity for k: room for k plus as many candidates again. */
+static size_t acc_cap(size_t k) {
+    return k < 32 ? k + 32 : 2 * k;
+}
+
+int et_topk_row(size_t *ranked, float *top, const float *scores, size_t n, size_t k, et_error *err) {
+    if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
+    size_t kk = ET_MIN(k, n ? n : 1);
+    cand *buf = et_malloc_n(acc_cap(kk), sizeof(cand), err);
+    if (!buf) return ET_ENOMEM;
+    topk_acc a;
+    acc_init(&a, buf, acc_cap(kk), kk);
+    acc_offer(&a, scores, n, 0);
+    acc_emit(&a, ranked, top, k);
+    free(buf);
+    return ET_OK;
 }
 
 /* ---- exact top-k ------------------------------------------------------------------- */
@@ -325,20 +367,16 @@ int et_topk_ref(const float *q, size_t nq, const float *docs, size_t nd, size_t 
 #define TOPK_DB 4096
 
 typedef struct {
-    const float *S; /* [qb, db] scores of the block */
-    size_t qb, db, d0, k;
-    float *hs;      /* [qb, k] heap scores */
-    size_t *hi;     /* [qb, k] heap indices */
-    size_t *cnt;    /* [qb] */
+    const float *S;  /* [qb, db] scores of the block */
+    size_t qb, db, d0;
+    topk_acc *acc;   /* [qb] */
 } topk_task;
 
 static void topk_block_task(void *arg, int ith, int nth) {
     topk_task *t = arg;
     long lo, hi;
     et_split((long)t->qb, ith, nth, &lo, &hi);
-    for (long r = lo; r < hi; r++)
-        heap_offer(t->hs + (size_t)r * t->k, t->hi + (size_t)r * t->k, &t->cnt[r], t->k,
-                   t->S + (size_t)r * t->db, t->db, t->d0);
+    for (long r = lo; r < hi; r++) acc_offer(&t->acc[r], t->S + (size_t)r * t->db, t->db, t->d0);
 }
 
 int et_topk(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
@@ -348,31 +386,29 @@ int et_topk(const float *q, size_t nq, const float *docs, size_t nd, size_t d, s
     if (d > INT32_MAX) return et_err_set(err, ET_EINVAL, "top-k: dimension %zu too large", d);
     size_t qb_max = ET_MIN((size_t)TOPK_QB, nq ? nq : 1);
     size_t db_max = ET_MIN((size_t)TOPK_DB, nd ? nd : 1);
-    size_t kk = ET_MIN(k, nd ? nd : 1); /* heap capacity */
+    size_t kk = ET_MIN(k, nd ? nd : 1), cap = acc_cap(kk);
     float *S = et_malloc_n((size_t)qb_max * db_max, sizeof(float), err);
-    float *hs = et_malloc_n((size_t)qb_max * kk, sizeof(float), err);
-    size_t *hix = et_malloc_n((size_t)qb_max * kk, sizeof(size_t), err);
-    size_t *cnt = et_malloc_n(qb_max, sizeof(size_t), err);
-    if (!S || !hs || !hix || !cnt) {
-        free(S); free(hs); free(hix); free(cnt);
+    cand *buf = et_malloc_n(qb_max, cap * sizeof(cand), err);
+    topk_acc *acc = et_malloc_n(qb_max, sizeof(topk_acc), err);
+    if (!S || !buf || !acc) {
+        free(S); free(buf); free(acc);
         return ET_ENOMEM;
     }
     for (size_t q0 = 0; q0 < nq; q0 += qb_max) {
         size_t qb = ET_MIN(qb_max, nq - q0);
-        memset(cnt, 0, qb * sizeof(size_t));
+        for (size_t r = 0; r < qb; r++) acc_init(&acc[r], buf + r * cap, cap, kk);
         for (size_t d0 = 0; d0 < nd; d0 += db_max) {
             size_t db = ET_MIN(db_max, nd - d0);
             /* S[qb, db] = Q[q0:q0+qb] @ D[d0:d0+db]^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)db, (int)d, 1.0f,
                         q + q0 * d, (int)d, docs + d0 * d, (int)d, 0.0f, S, (int)db);
-            topk_task t = {S, qb, db, d0, kk, hs, hix, cnt};
+            topk_task t = {S, qb, db, d0, acc};
             et_parallel(topk_block_task, &t);
         }
         for (size_t r = 0; r < qb; r++)
-            heap_emit(ranked + (q0 + r) * k, scores ? scores + (q0 + r) * k : NULL, hs + r * kk,
-                      hix + r * kk, cnt[r], k);
+            acc_emit(&acc[r], ranked + (q0 + r) * k, scores ? scores + (q0 + r) * k : NULL, k);
     }
-    free(S); free(hs); free(hix); free(cnt);
+    free(S); free(buf); free(acc);
     return ET_OK;
 }
 

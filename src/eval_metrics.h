@@ -76,10 +76,10 @@ int et_topk_ref(const float *q /* [nq, d] */, size_t nq, const float *docs /* [n
                 et_error *err);
 
 /* Partial selection on one score row: the k best of scores[0..n) by (score
- * descending, index ascending), written best first into ranked and top (both
- * required). NaN counts as -infinity. k > n pads with SIZE_MAX / -INFINITY. */
-void et_topk_row(size_t *ranked /* [k] */, float *top /* [k] */, const float *scores /* [n] */,
-                 size_t n, size_t k);
+ * descending, index ascending), written best first into ranked and top (may
+ * be NULL). NaN counts as -infinity. k > n pads with SIZE_MAX / -INFINITY. */
+int et_topk_row(size_t *ranked /* [k] */, float *top /* [k] or NULL */, const float *scores /* [n] */,
+                size_t n, size_t k, et_error *err);
 
 /* Scales each row to unit L2 norm in place (rows of zeros stay zero). */
 void et_l2_normalize(float *x /* [n, d] */, size_t n, size_t d);

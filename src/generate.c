@@ -12,7 +12,7 @@
  *   then    {"i": index, "id": chunk id, "status": "ok"|"short"|"failed",
  *            "questions": [...], "error": "..."}
  * Each record is one write() on an O_APPEND descriptor followed by fdatasync
- * (LLM mode; the embedded generator syncs per batch of 256). A torn last line
+ * (LLM mode; the embedded generator syncs once a second). A torn last line
  * (kill -9, power loss) is ignored and cut off when the run resumes. A chunk
  * with a "failed" record is tried again by the next run; the last record of a
  * chunk wins.
@@ -35,7 +35,7 @@
 #include "strmap.h"
 
 #define GEN_MAX_ROUNDS 3     /* one request + up to two follow-ups for missing questions */
-#define GEN_LOCAL_BATCH 256  /* embedded generator: records per fsync */
+#define GEN_LOCAL_SYNC_S 1.0 /* embedded generator: seconds between fdatasyncs */
 
 static const char default_prompt[] =
     "Context information is below.\n"
@@ -321,6 +321,7 @@ static int run_local(job *j, et_error *err) {
     et_progress_init(&pr, "generate", "chunks/s", j->cs.n);
     size_t done = j->sum.n_resumed;
     size_t n = j->o->questions_per_chunk;
+    double last_sync = et_now();
     for (size_t i = 0; i < j->cs.n && !rc; i++) {
         chunk_state *s = &j->st[i];
         if (s->status == ST_OK || s->status == ST_SHORT) continue;
@@ -331,7 +332,12 @@ static int run_local(job *j, et_error *err) {
         snprintf(s->error, sizeof(s->error), "%s",
                  s->q.n == n ? "" : "the chunk has too few distinct content words for more questions");
         rc = journal_append(j, i, 0, err);
-        if (!rc && j->jbatch >= GEN_LOCAL_BATCH) rc = journal_sync(j, err);
+        /* each record is written at once (a kill loses nothing written); fdatasync, for
+           power loss, at most once a second: regenerating a second of work is cheap */
+        if (!rc && et_now() - last_sync >= GEN_LOCAL_SYNC_S) {
+            rc = journal_sync(j, err);
+            last_sync = et_now();
+        }
         et_progress_update(&pr, ++done, NULL);
     }
     if (!rc) rc = journal_sync(j, err);

@@ -12,6 +12,7 @@ struct et_genlocal {
     const et_chunks *cs; /* borrowed */
     uint64_t seed;
     et_strmap vocab;     /* lowercase word -> index into df/last */
+    et_strmap stop;      /* stopwords */
     uint32_t *df;        /* [n_words] chunks containing the word */
     size_t *last;        /* [n_words] last chunk counted (+1) while building */
     size_t n_words, cap_words;
@@ -46,11 +47,7 @@ static const char *stopwords[] = {
     "e.g", "cf", "viz", "something", "want", "wish", "go", "goes", "come", "comes", "put", "puts",
     "look", "looks", "try", "tries", "seems", "seem", "becomes", "become", "mean", "means", "did"};
 
-static int is_stop(const char *w, size_t n) {
-    for (size_t i = 0; i < ET_ARRAY_LEN(stopwords); i++)
-        if (strlen(stopwords[i]) == n && !memcmp(stopwords[i], w, n)) return 1;
-    return 0;
-}
+static int is_stop(const et_strmap *stop, const char *w, size_t n) { return et_strmap_get(stop, w, n, NULL); }
 
 /* Bytes of a word character at t[i] (< b), 0 if none: ASCII letters and
  * digits, and non-ASCII characters other than punctuation (U+00A0..U+00BF,
@@ -88,7 +85,7 @@ typedef struct wordv {
 } wordv;
 
 /* Splits text[a..b) into words. */
-static int split_words(const char *t, size_t a, size_t b, wordv *out, et_error *err) {
+static int split_words(const et_strmap *stop, const char *t, size_t a, size_t b, wordv *out, et_error *err) {
     out->n = 0;
     int brk = 0;
     for (size_t i = a; i < b;) {
@@ -125,7 +122,7 @@ static int split_words(const char *t, size_t a, size_t b, wordv *out, et_error *
             alpha += isalpha(ch) || ch >= 0x80;
         }
         w->low[w->low_len] = 0;
-        w->content = alpha > 0 && w->len >= 3 && digits * 2 < (int)w->len && !is_stop(w->low, w->low_len);
+        w->content = alpha > 0 && w->len >= 3 && digits * 2 < (int)w->len && !is_stop(stop, w->low, w->low_len);
         w->brk = brk;
         w->vid = SIZE_MAX;
         brk = 0;
@@ -142,11 +139,14 @@ int et_genlocal_new(et_genlocal **out, const et_chunks *cs, uint64_t seed, et_er
     g->cs = cs;
     g->seed = seed;
     et_strmap_init(&g->vocab);
+    et_strmap_init(&g->stop);
     wordv wv = {0};
     int rc = ET_OK;
+    for (size_t i = 0; i < ET_ARRAY_LEN(stopwords) && !rc; i++)
+        rc = et_strmap_put(&g->stop, stopwords[i], strlen(stopwords[i]), 1, err);
     for (size_t c = 0; c < cs->n && !rc; c++) {
         const char *t = cs->items[c].text;
-        rc = split_words(t, 0, strlen(t), &wv, err);
+        rc = split_words(&g->stop, t, 0, strlen(t), &wv, err);
         for (size_t i = 0; i < wv.n && !rc; i++) {
             word *w = &wv.v[i];
             if (!w->content) continue;
@@ -186,6 +186,7 @@ int et_genlocal_new(et_genlocal **out, const et_chunks *cs, uint64_t seed, et_er
 void et_genlocal_free(et_genlocal *g) {
     if (!g) return;
     et_strmap_free(&g->vocab);
+    et_strmap_free(&g->stop);
     free(g->df);
     free(g->last);
     free(g);
@@ -474,7 +475,7 @@ int et_genlocal_questions(const et_genlocal *g, size_t ci, size_t n, et_strlist 
     /* term frequencies of the chunk, through a small map */
     et_strmap tf;
     et_strmap_init(&tf);
-    if (!rc) rc = split_words(t, 0, len, &wv, err);
+    if (!rc) rc = split_words(&g->stop, t, 0, len, &wv, err);
     for (size_t i = 0; i < wv.n && !rc; i++) {
         if (!wv.v[i].content) continue;
         int64_t c = 0;
@@ -484,7 +485,7 @@ int et_genlocal_questions(const et_genlocal *g, size_t ci, size_t n, et_strlist 
     /* score sentences; keep those with >= 6 words and >= 2 content words */
     size_t nk = 0;
     for (size_t s = 0; s < ns && !rc; s++) {
-        rc = split_words(t, sv[s].a, sv[s].b, &wv, err);
+        rc = split_words(&g->stop, t, sv[s].a, sv[s].b, &wv, err);
         size_t content = 0;
         double score = 0;
         for (size_t i = 0; i < wv.n && !rc; i++) {
@@ -521,11 +522,11 @@ int et_genlocal_questions(const et_genlocal *g, size_t ci, size_t n, et_strlist 
         uint64_t h = mix(h0 + tries);
         if (nk) {
             size_t si = tries % nk, variant = tries / nk;
-            rc = split_words(t, sv[si].a, sv[si].b, &wv, err);
+            rc = split_words(&g->stop, t, sv[si].a, sv[si].b, &wv, err);
             if (!rc) rc = question_from(g, t, &wv, h, variant, &b, err);
         } else {
             /* no prose sentence: the chunk's top terms, code included */
-            rc = split_words(t, 0, len, &wv, err);
+            rc = split_words(&g->stop, t, 0, len, &wv, err);
             if (!rc) rc = question_from(g, t, &wv, h, tries, &b, err);
         }
         if (rc || !b.len) {

@@ -14,14 +14,15 @@
 
 /* ---- training logs ------------------------------------------------------------------- */
 
-static int first_line_has_step(const char *path) {
+/* 1 if one of the first 8 lines is an object with a numeric "step". */
+static int looks_like_log(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     char line[8192];
     int ok = 0;
-    if (fgets(line, sizeof line, f)) {
+    for (int i = 0; i < 8 && !ok && fgets(line, sizeof line, f); i++) {
         cJSON *o = cJSON_Parse(line);
-        ok = o && cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "step");
+        ok = o && cJSON_IsObject(o) && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "step"));
         cJSON_Delete(o);
     }
     fclose(f);
@@ -42,6 +43,13 @@ int et_report_find_train_log(const char *model_dir, char **path, et_error *err) 
     struct dirent *e;
     while ((e = readdir(d)) && n < ET_ARRAY_LEN(names) && !rc) {
         if (e->d_name[0] == '.' || !et_ends_with(e->d_name, ".jsonl")) continue;
+        if (!strcmp(e->d_name, "train_log.jsonl")) { /* what `embtune finetune` writes */
+            for (size_t i = 0; i < n; i++) free(names[i]);
+            n = 0;
+            if (!(names[n] = et_strdup(e->d_name, err))) rc = ET_ENOMEM;
+            else n++;
+            break;
+        }
         if (!(names[n] = et_strdup(e->d_name, err))) rc = ET_ENOMEM;
         else n++;
     }
@@ -50,7 +58,7 @@ int et_report_find_train_log(const char *model_dir, char **path, et_error *err) 
     for (size_t i = 0; i < n && !rc && !*path; i++) {
         char *p = et_path_join(model_dir, names[i], err);
         if (!p) rc = ET_ENOMEM;
-        else if (first_line_has_step(p)) *path = p;
+        else if (looks_like_log(p)) *path = p;
         else free(p);
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -136,15 +144,23 @@ int et_train_log_read(et_train_log *log, const char *path, et_error *err) {
     size_t len = 0;
     int rc = et_read_file(path, (size_t)1 << 30, &data, &len, err);
     if (rc) return rc;
+    rc = et_train_log_parse(log, data, len, path, err);
+    free(data);
+    return rc;
+}
+
+int et_train_log_parse(et_train_log *log, const char *data, size_t len, const char *path, et_error *err) {
+    memset(log, 0, sizeof(*log));
+    int rc = ET_OK;
     log_builder b = {log, NULL, 0, 0, 0};
     double *steps = NULL;
     size_t cap_steps = 0, lineno = 0;
-    char *p = data, *end = data + len;
+    const char *p = data, *end = data + len;
     while (p < end && !rc) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *le = nl ? nl : end;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
         lineno++;
-        char *s = p;
+        const char *s = p;
         while (s < le && (*s == ' ' || *s == '\t' || *s == '\r')) s++;
         if (s < le) {
             cJSON *o = cJSON_ParseWithLength(s, (size_t)(le - s));
@@ -160,8 +176,9 @@ int et_train_log_read(et_train_log *log, const char *path, et_error *err) {
                         cap_steps = nc;
                     }
                 }
-                if (!rc) {
-                    double st = (double)log->n_rows;
+                const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+                if (!rc && cJSON_IsNumber(step)) { /* rows without a step are events: skipped */
+                    double st = step->valuedouble;
                     rc = log_row(&b, log->n_rows, o, "", &st, err);
                     steps[log->n_rows++] = st;
                 }
@@ -170,7 +187,6 @@ int et_train_log_read(et_train_log *log, const char *path, et_error *err) {
         }
         p = le + 1;
     }
-    free(data);
     if (!rc) {
         log->step = steps;
         steps = NULL;
@@ -368,48 +384,76 @@ static int accuracy_chart(charts *cs, const et_dataset *ds, const et_eval_run *r
     return rc;
 }
 
-enum { LOG_LOSS, LOG_LR, LOG_METRIC };
+enum { LOG_LOSS, LOG_LR, LOG_METRIC, LOG_OTHER };
 static int key_group(const char *k) {
     if (strstr(k, "loss")) return LOG_LOSS;
     if (!strcmp(k, "lr") || !strcmp(k, "learning_rate") || et_ends_with(k, ".lr")) return LOG_LR;
-    return LOG_METRIC;
+    static const char *metric_words[] = {"accuracy", "acc@", "mrr", "ndcg", "map@", "recall", "precision",
+                                         "hit"};
+    for (size_t i = 0; i < ET_ARRAY_LEN(metric_words); i++)
+        if (strstr(k, metric_words[i])) return LOG_METRIC;
+    if (!strncmp(k, "eval.", 5) || !strncmp(k, "val.", 4) || !strncmp(k, "metrics.", 8)) return LOG_METRIC;
+    return LOG_OTHER;
 }
 
-/* Up to three charts for one run's training log. */
-static int training_charts(charts *cs, size_t run_no, const et_eval_run *run, const et_train_log *log,
-                           et_error *err) {
+/* One chart of the keys selected by (group g, or the single key `only`). */
+static int training_chart(charts *cs, size_t run_no, const et_eval_run *run, const et_train_log *log, int g,
+                          size_t only, et_error *err) {
     static const char *gname[3] = {"loss", "lr", "metrics"};
     static const char *gtitle[3] = {"training loss", "learning rate", "validation metrics"};
+    et_series se[8];
+    double *ys[8];
+    size_t ns = 0, finite = 0;
     int rc = ET_OK;
-    for (int g = 0; g < 3 && !rc; g++) {
-        et_series se[8];
-        double *ys[8];
-        size_t ns = 0;
-        for (size_t k = 0; k < log->n_keys && ns < 8 && !rc; k++) {
-            if (key_group(log->keys[k]) != g) continue;
-            double *y = et_malloc_n(log->n_rows ? log->n_rows : 1, sizeof(double), err);
-            if (!y) {
-                rc = ET_ENOMEM;
-                break;
-            }
-            for (size_t r = 0; r < log->n_rows; r++) y[r] = log->vals[r * log->n_keys + k];
-            ys[ns] = y;
-            se[ns] = (et_series){log->keys[k], log->step, y, log->n_rows};
-            ns++;
+    for (size_t k = 0; k < log->n_keys && ns < 8 && !rc; k++) {
+        if (only != SIZE_MAX ? k != only : key_group(log->keys[k]) != g) continue;
+        double *y = et_malloc_n(log->n_rows ? log->n_rows : 1, sizeof(double), err);
+        if (!y) {
+            rc = ET_ENOMEM;
+            break;
         }
-        size_t finite = 0;
-        for (size_t s = 0; s < ns; s++)
-            for (size_t r = 0; r < se[s].n; r++) finite += isfinite(se[s].y[r]) != 0;
-        if (!rc && finite) {
-            char file[64], title[160];
-            snprintf(file, sizeof file, "training-%zu-%s.svg", run_no, gname[g]);
-            snprintf(title, sizeof title, "%s: %s", run->name, gtitle[g]);
-            chart *c;
-            rc = chart_new(cs, &c, file, title, err);
-            if (!rc) rc = et_svg_lines(&c->svg, title, "step", gtitle[g], se, ns, g != LOG_LOSS, 0, err);
+        for (size_t r = 0; r < log->n_rows; r++) {
+            y[r] = log->vals[r * log->n_keys + k];
+            finite += isfinite(y[r]) != 0;
         }
-        for (size_t s = 0; s < ns; s++) free(ys[s]);
+        ys[ns] = y;
+        se[ns] = (et_series){log->keys[k], log->step, y, log->n_rows};
+        ns++;
     }
+    if (!rc && finite) {
+        char file[64], title[160], slug[32];
+        const char *what = only != SIZE_MAX ? log->keys[only] : gtitle[g];
+        if (only != SIZE_MAX) { /* file-name-safe key */
+            size_t j = 0;
+            for (const char *p = log->keys[only]; *p && j + 1 < sizeof slug; p++)
+                slug[j++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ? *p
+                                   : (*p >= 'A' && *p <= 'Z') ? *p - 'A' + 'a' : '-');
+            slug[j] = 0;
+        } else {
+            snprintf(slug, sizeof slug, "%s", gname[g]);
+        }
+        snprintf(file, sizeof file, "training-%zu-%s.svg", run_no, slug);
+        snprintf(title, sizeof title, "%s: %s", run->name, what);
+        chart *c;
+        rc = chart_new(cs, &c, file, title, err);
+        if (!rc) rc = et_svg_lines(&c->svg, title, "step", what, se, ns, g != LOG_LOSS, 0, err);
+    }
+    for (size_t s = 0; s < ns; s++) free(ys[s]);
+    return rc;
+}
+
+/* Charts of one run's training log: loss, learning rate, validation metrics,
+ * then one per remaining key (grad_norm, throughput, ...; at most 4). */
+static int training_charts(charts *cs, size_t run_no, const et_eval_run *run, const et_train_log *log,
+                           et_error *err) {
+    int rc = ET_OK;
+    for (int g = LOG_LOSS; g <= LOG_METRIC && !rc; g++) rc = training_chart(cs, run_no, run, log, g, SIZE_MAX, err);
+    size_t others = 0;
+    for (size_t k = 0; k < log->n_keys && !rc && others < 4; k++)
+        if (key_group(log->keys[k]) == LOG_OTHER) {
+            rc = training_chart(cs, run_no, run, log, LOG_OTHER, k, err);
+            others++;
+        }
     return rc;
 }
 

@@ -55,6 +55,8 @@ typedef struct et_train_log {
 
 /* Reads a training log; malformed rows are errors naming file:line. */
 int et_train_log_read(et_train_log *log, const char *path, et_error *err);
+/* Same from len bytes (need not be NUL-terminated); path names it in messages. */
+int et_train_log_parse(et_train_log *log, const char *data, size_t len, const char *path, et_error *err);
 void et_train_log_free(et_train_log *log);
 
 /* ---- the report ---------------------------------------------------------------------- */

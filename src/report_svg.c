@@ -96,7 +96,10 @@ static int svg_open(et_buf *o, const char *title, et_error *err) {
 static int y_axis(et_buf *o, double lo, double hi, double step, double top, double bot, int log_y,
                   et_error *err) {
     int rc = ET_OK;
-    for (double v = lo; v <= hi + step * 1e-6 && !rc; v += step) {
+    long n = (long)floor((hi - lo) / step + 1e-6);
+    if (n > 50) n = 50; /* callers keep it near 5; a bound against rounding */
+    for (long i = 0; i <= n && !rc; i++) {
+        double v = lo + (double)i * step;
         double py = bot - (v - lo) / (hi - lo) * (bot - top);
         char lab[32];
         fmt_num(lab, sizeof lab, log_y ? pow(10, v) : v);
@@ -124,6 +127,7 @@ int et_svg_bars(et_buf *o, const char *title, const char *const *groups, size_t 
         double st = nice_step(mx > 0 ? mx : 1, 5);
         ymax = ceil((mx > 0 ? mx : 1) / st) * st;
     }
+    if (!isfinite(ymax) || ymax > 1e300) return et_err_set(err, ET_EINVAL, "bar chart '%s': values out of range", title);
     double top = 36 + 16.0 * legend_rows(series, n_series, PAD_L) + 8, bot = SVG_H - PAD_B;
     int rc = svg_open(o, title, err);
     if (!rc) rc = legend(o, series, n_series, PAD_L, 40, NULL, err);
@@ -172,12 +176,21 @@ int et_svg_lines(et_buf *o, const char *title, const char *xlabel, const char *y
             npts++;
         }
     if (!npts) return et_err_set(err, ET_EINVAL, "line chart '%s' without finite points", title);
+    if (!isfinite(x1 - x0) || !isfinite(y1 - y0) || fabs(x0) > 1e300 || fabs(x1) > 1e300 || fabs(y0) > 1e300 ||
+        fabs(y1) > 1e300)
+        return et_err_set(err, ET_EINVAL, "line chart '%s': values out of range", title);
     if (y_from_zero && !log_y) {
         y0 = fmin(y0, 0);
         y1 = fmax(y1, 0);
     }
-    if (x1 <= x0) { x0 -= 1; x1 += 1; }
-    if (y1 <= y0) { y0 -= 0.5; y1 += 0.5; }
+    if (x1 - x0 <= fabs(x0) * 1e-9) { /* one x value: widen around it */
+        double h = fmax(1, fabs(x0) * 1e-3);
+        x0 -= h; x1 += h;
+    }
+    if (y1 - y0 <= fabs(y0) * 1e-9) {
+        double h = fmax(0.5, fabs(y0) * 1e-3);
+        y0 -= h; y1 += h;
+    }
     double ys = log_y && y1 - y0 >= 2 ? ceil((y1 - y0) / 6) : nice_step(y1 - y0, 5);
     double ylo = floor(y0 / ys + 1e-9) * ys, yhi = ceil(y1 / ys - 1e-9) * ys;
     if (yhi <= ylo) yhi = ylo + ys;
@@ -195,7 +208,11 @@ int et_svg_lines(et_buf *o, const char *title, const char *xlabel, const char *y
         for (size_t i = 0; i < series[s].n && x_int; i++)
             if (isfinite(series[s].x[i]) && series[s].x[i] != floor(series[s].x[i])) x_int = 0;
     if (x_int && xs < 1) xs = 1;
-    for (double v = ceil(x0 / xs - 1e-9) * xs; v <= x1 + xs * 1e-6 && !rc; v += xs) {
+    double xv0 = ceil(x0 / xs - 1e-9) * xs;
+    long nx = (long)floor((x1 - xv0) / xs + 1e-6);
+    if (nx > 50) nx = 50;
+    for (long i = 0; i <= nx && !rc; i++) {
+        double v = xv0 + (double)i * xs;
         double px = left + (v - x0) / (x1 - x0) * (right - left);
         char lab[32];
         fmt_num(lab, sizeof lab, v);

@@ -8,12 +8,6 @@
 #include "test_util.h"
 #include "util.h"
 
-/* TEMPORARY until the model module lands on main (never called here). */
-size_t et_model_dim(const et_model *m) { return (void)m, 0; }
-int et_embed(et_model *m, const char *const *t, size_t n, const char *p, float *o, et_error *e) {
-    return (void)m, (void)t, (void)n, (void)p, (void)o, et_err_set(e, ET_EUNSUPPORTED, "stub");
-}
-
 static char root[512];
 
 static void put_file(const char *rel, const char *text) {

@@ -226,11 +226,53 @@ static void test_ties(void) {
 static void test_topk_row(void) {
     float s[5] = {0.5f, 0.9f, NAN, 0.9f, 0.1f}, top[7];
     size_t r[7];
-    et_topk_row(r, top, s, 5, 4);
+    TEST_CHECK(et_topk_row(r, top, s, 5, 4, NULL) == 0, "row");
     TEST_CHECK(r[0] == 1 && r[1] == 3 && r[2] == 0 && r[3] == 4, "row: %zu %zu %zu %zu", r[0], r[1], r[2], r[3]);
     TEST_CHECK(top[0] == 0.9f && top[3] == 0.1f, "row scores");
-    et_topk_row(r, top, s, 5, 7);
+    TEST_CHECK(et_topk_row(r, top, s, 5, 7, NULL) == 0, "row k > n");
     TEST_CHECK(r[4] == 2 && top[4] == -INFINITY && r[5] == SIZE_MAX && r[6] == SIZE_MAX, "row padding");
+}
+
+/* et_topk_row against a full sort on orders that stress the selection:
+ * ascending (every score enters, many compactions), descending, constant
+ * (all ties), few distinct values, NaN and -inf mixed in. */
+static const float *ord_s;
+static int ord_cmp(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    float sx = ord_s[x] != ord_s[x] ? -INFINITY : ord_s[x], sy = ord_s[y] != ord_s[y] ? -INFINITY : ord_s[y];
+    if (sx > sy) return -1;
+    if (sx < sy) return 1;
+    return x < y ? -1 : x > y;
+}
+static void test_topk_row_orders(void) {
+    static const size_t ns[] = {1, 50, 1000, 5000}, ks[] = {1, 7, 100, 6000};
+    size_t bad = 0, cases = 0;
+    for (int pat = 0; pat < 5; pat++)
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 4; b++) {
+                size_t n = ns[a], k = ks[b];
+                float *s = malloc(n * sizeof(float)), *top = malloc(k * sizeof(float));
+                size_t *r = malloc(k * sizeof(size_t)), *ord = malloc(n * sizeof(size_t));
+                for (size_t i = 0; i < n; i++) {
+                    s[i] = pat == 0 ? (float)i : pat == 1 ? -(float)i : pat == 2 ? 0.5f
+                         : pat == 3 ? (float)(int)(frand() * 3) : frand();
+                    if (pat == 4 && i % 17 == 3) s[i] = NAN;
+                    if (pat == 4 && i % 23 == 5) s[i] = -INFINITY;
+                    ord[i] = i;
+                }
+                ord_s = s;
+                qsort(ord, n, sizeof(size_t), ord_cmp);
+                if (et_topk_row(r, top, s, n, k, NULL)) bad++;
+                for (size_t j = 0; j < k; j++)
+                    if (j < n ? r[j] != ord[j] : r[j] != SIZE_MAX) {
+                        bad++;
+                        break;
+                    }
+                cases++;
+                free(s); free(top); free(r); free(ord);
+            }
+    TEST_CHECK(bad == 0, "et_topk_row: %zu of %zu cases differ from a full sort", bad, cases);
+    printf("et_topk_row vs full sort: %zu cases (ascending, descending, ties, NaN/-inf), %zu mismatches\n", cases, bad);
 }
 
 int main(void) {
@@ -239,6 +281,7 @@ int main(void) {
     test_padding();
     test_bad_args();
     test_topk_row();
+    test_topk_row_orders();
     test_ties();
     compare_topk(1, 1, 1, 1, 1);
     compare_topk(3, 2, 5, 5, 1);        /* k > nd: padding */

@@ -103,11 +103,13 @@ static void test_report_files(void) {
     et_mkdir_p(mdir, &err);
     snprintf(logp, sizeof logp, "%s/train_log.jsonl", mdir);
     snprintf(other, sizeof other, "%s/a-data.jsonl", mdir);
-    write_text(logp, "{\"step\": 1, \"loss\": 2.5, \"lr\": 1e-5}\n"
-                     "{\"step\": 2, \"loss\": 2.0, \"lr\": 2e-5}\n"
+    write_text(logp, "{\"event\": \"start\", \"base\": \"m\", \"lr\": 2e-5, \"steps\": 3}\n"
+                     "{\"step\": 0, \"epoch\": 0, \"eval\": {\"accuracy@5\": 0.6, \"mrr@10\": 0.4}, \"best\": true}\n"
+                     "{\"step\": 1, \"loss\": 2.5, \"lr\": 1e-5, \"grad_norm\": 3.5}\n"
+                     "{\"step\": 2, \"loss\": 2.0, \"lr\": 2e-5, \"grad_norm\": 2.5}\n"
                      "\n"
-                     "{\"step\": 2, \"epoch\": 0, \"metrics\": {\"accuracy@5\": 0.7, \"mrr@10\": 0.5}}\n"
-                     "{\"step\": 3, \"loss\": 1.5, \"lr\": 2e-5, \"epoch\": 1}\n");
+                     "{\"step\": 2, \"epoch\": 0.5, \"eval\": {\"accuracy@5\": 0.7, \"mrr@10\": 0.5}, \"best\": true}\n"
+                     "{\"step\": 3, \"loss\": 1.5, \"lr\": 2e-5, \"epoch\": 1, \"grad_norm\": 1.5}\n");
     write_text(other, "{\"query\": \"x\", \"pos\": [\"y\"]}\n");
     char *found = NULL;
     TEST_CHECK(et_report_find_train_log(mdir, &found, &err) == 0 && found && !strcmp(found, logp),
@@ -116,13 +118,14 @@ static void test_report_files(void) {
 
     et_train_log log;
     TEST_CHECK(et_train_log_read(&log, logp, &err) == 0, "read log: %s", err.msg);
-    TEST_CHECK(log.n_rows == 4 && log.n_keys == 4, "log rows %zu keys %zu", log.n_rows, log.n_keys);
-    if (log.n_rows == 4 && log.n_keys == 4) {
-        TEST_CHECK(!strcmp(log.keys[0], "loss") && !strcmp(log.keys[1], "lr") &&
-                       !strcmp(log.keys[2], "metrics.accuracy@5") && !strcmp(log.keys[3], "metrics.mrr@10"),
-                   "log keys %s %s %s %s", log.keys[0], log.keys[1], log.keys[2], log.keys[3]);
-        TEST_CHECK(log.step[2] == 2 && log.step[3] == 3, "log steps");
-        TEST_CHECK(isnan(log.vals[2 * 4 + 0]) && log.vals[2 * 4 + 2] == 0.7 && log.vals[3 * 4 + 0] == 1.5,
+    /* the start event (no step) is skipped; keys in first-seen order; "eval" flattened */
+    TEST_CHECK(log.n_rows == 5 && log.n_keys == 5, "log rows %zu keys %zu", log.n_rows, log.n_keys);
+    if (log.n_rows == 5 && log.n_keys == 5) {
+        TEST_CHECK(!strcmp(log.keys[0], "eval.accuracy@5") && !strcmp(log.keys[1], "eval.mrr@10") &&
+                       !strcmp(log.keys[2], "loss") && !strcmp(log.keys[3], "lr") && !strcmp(log.keys[4], "grad_norm"),
+                   "log keys %s %s %s %s %s", log.keys[0], log.keys[1], log.keys[2], log.keys[3], log.keys[4]);
+        TEST_CHECK(log.step[0] == 0 && log.step[3] == 2 && log.step[4] == 3, "log steps");
+        TEST_CHECK(isnan(log.vals[3 * 5 + 2]) && log.vals[3 * 5 + 0] == 0.7 && log.vals[4 * 5 + 2] == 1.5,
                    "log values");
     }
     et_train_log_free(&log);
@@ -145,12 +148,12 @@ static void test_report_files(void) {
         TEST_CHECK(strstr(md, "higher for 6 queries, lower for 2, unchanged for 2"), "md: wins/losses");
         TEST_CHECK(strstr(md, "**bm25** vs **base-model**"), "md: bm25 compared with the base model");
         TEST_CHECK(strstr(html, "tuned &lt;model&gt;") && !strstr(html, "tuned <model>"), "html escapes names");
-        TEST_CHECK(count(html, "<svg") == 5 && count(html, "</svg>") == 5, "html: 5 inline charts, got %zu",
+        TEST_CHECK(count(html, "<svg") == 6 && count(html, "</svg>") == 6, "html: 6 inline charts, got %zu",
                    count(html, "<svg"));
         TEST_CHECK(!strstr(html, "src=") && !strstr(html, "href=") && !strstr(html, "<link"),
                    "html has no external assets");
         TEST_CHECK(strstr(md, "(training-3-loss.svg)") && strstr(md, "(training-3-lr.svg)") &&
-                       strstr(md, "(training-3-metrics.svg)"),
+                       strstr(md, "(training-3-metrics.svg)") && strstr(md, "(training-3-grad_norm.svg)"),
                    "md: training charts");
         TEST_CHECK(count(ranks, "\n") == 3 * NQ, "ranks.jsonl lines %zu", count(ranks, "\n"));
         TEST_CHECK(strstr(ranks, "{\"query_id\": \"q9\", \"model\": \"base-model\", \"rank\": null"),
