@@ -138,6 +138,8 @@ int main(void) {
     /* bad files */
     char bad[1100];
     snprintf(bad, sizeof(bad), "%s/bad", root);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", bad);
+    TEST_CHECK(system(cmd) == 0, "rm");
     mkdir(bad, 0777);
     et_adapter *a = NULL;
     TEST_CHECK(et_adapter_load(&a, bad, &err) != 0 && strstr(err.msg, "config.json"), "missing config: %s", err.msg);
