@@ -226,6 +226,13 @@ typedef struct et_ingest_stats {
     double seconds;
 } et_ingest_stats;
 
+/* Token limit of chunks for a model directory: its max sequence length
+ * (sentence_bert_config.json max_seq_length, else config.json
+ * max_position_embeddings, minus 2 for RoBERTa-family position offsets, else
+ * tokenizer_config.json model_max_length) minus tok's special tokens. *out = 0
+ * when the model declares no limit (static models). tok may be NULL. */
+int et_ingest_model_limit(const char *model_dir, const et_tokenizer *tok, size_t *out, et_error *err);
+
 /* Name of a skip reason index (0 = "none"), NULL past the end. */
 const char *et_ingest_reason_name(size_t i);
 

@@ -2,12 +2,12 @@
  * exact top-k search; see eval_metrics.h. */
 #include "eval_metrics.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "threads.h"
 
 /* ---- metrics ------------------------------------------------------------------ */
@@ -225,19 +225,28 @@ static int cmp_cand(const void *a, const void *b) {
 }
 
 typedef struct {
-    cand *buf;   /* [cap] */
-    size_t n, cap, k;
-    float thr;   /* once full: the k-th best score; only higher scores enter */
+    cand *buf;    /* [alloc], grown on demand up to cap */
+    size_t n, alloc, cap, k;
+    float thr;    /* once full: the k-th best score; only higher scores enter */
     int full;
+    int oom;      /* growing the buffer failed */
 } topk_acc;
 
-static void acc_init(topk_acc *a, cand *buf, size_t cap, size_t k) {
-    a->buf = buf;
-    a->n = 0;
-    a->cap = cap;
+/* Buffer capacity for k: room for k plus as many candidates again. */
+static size_t acc_cap(size_t k) {
+    return k < 32 ? k + 32 : 2 * k;
+}
+
+static void acc_init(topk_acc *a, size_t k) {
+    memset(a, 0, sizeof(*a));
+    a->cap = acc_cap(k);
     a->k = k;
     a->thr = -INFINITY;
-    a->full = 0;
+}
+
+static void acc_free(topk_acc *a) {
+    free(a->buf);
+    a->buf = NULL;
 }
 
 static void acc_compact(topk_acc *a) {
@@ -250,74 +259,78 @@ static void acc_compact(topk_acc *a) {
     a->full = 1;
 }
 
+/* Appends one candidate; 0 on OOM. */
+static inline int acc_push(topk_acc *a, float s, size_t i) {
+    if (a->n == a->alloc) {
+        size_t na = a->alloc ? ET_MIN(2 * a->alloc, a->cap) : ET_MIN((size_t)256, a->cap);
+        cand *b = realloc(a->buf, na * sizeof(cand));
+        if (!b) {
+            a->oom = 1;
+            return 0;
+        }
+        a->buf = b;
+        a->alloc = na;
+    }
+    a->buf[a->n++] = (cand){s, i};
+    if (a->n == a->cap) acc_compact(a);
+    return 1;
+}
+
 /* Offers scores[0..n) with indices base + j. Indices must increase across
  * calls: then a score equal to the threshold belongs to a later (worse)
  * document than the k-th best, and "s > thr" is the whole test. */
 static void acc_offer(topk_acc *a, const float *scores /* [n] */, size_t n, size_t base) {
     size_t j = 0;
-    while (j < n && !a->full) { /* filling: every score enters (NaN as -inf) */
-        float s = scores[j];
-        a->buf[a->n++] = (cand){s != s ? -INFINITY : s, base + j};
-        j++;
-        if (a->n == a->cap) acc_compact(a);
-    }
+    for (; j < n && !a->full; j++) /* filling: every score enters (NaN as -inf) */
+        if (!acc_push(a, scores[j] != scores[j] ? -INFINITY : scores[j], base + j)) return;
     float thr = a->thr;
-    for (; j < n; j++) {
-        float s = scores[j];
-        if (s > thr) {
-            a->buf[a->n++] = (cand){s, base + j};
-            if (a->n == a->cap) {
-                acc_compact(a);
-                thr = a->thr;
-            }
+    for (; j < n; j++)
+        if (scores[j] > thr) {
+            if (!acc_push(a, scores[j], base + j)) return;
+            thr = a->thr;
         }
-    }
 }
 
 /* Best first into ranked/top (top may be NULL), padded to out_k. */
 static void acc_emit(topk_acc *a, size_t *ranked /* [out_k] */, float *top /* [out_k] or NULL */, size_t out_k) {
     size_t m = ET_MIN(a->k, a->n);
     if (m < a->n) select_best(a->buf, a->n, m);
-    qsort(a->buf, m, sizeof(cand), cmp_cand);
+    if (m > 1) qsort(a->buf, m, sizeof(cand), cmp_cand);
     for (size_t j = 0; j < out_k; j++) {
         ranked[j] = j < m ? a->buf[j].i : SIZE_MAX;
         if (top) top[j] = j < m ? a->buf[j].s : -INFINITY;
     }
 }
 
-/* Buffer capacity for k: room for k plus as many candidates again. */
-static size_t acc_cap(size_t k) {
-    return k < 32 ? k + 32 : 2 * k;
-}
-
 int et_topk_row(size_t *ranked, float *top, const float *scores, size_t n, size_t k, et_error *err) {
     if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
-    size_t kk = ET_MIN(k, n ? n : 1);
-    cand *buf = et_malloc_n(acc_cap(kk), sizeof(cand), err);
-    if (!buf) return ET_ENOMEM;
     topk_acc a;
-    acc_init(&a, buf, acc_cap(kk), kk);
+    acc_init(&a, k);
     acc_offer(&a, scores, n, 0);
+    if (a.oom) {
+        acc_free(&a);
+        return et_err_set(err, ET_ENOMEM, "top-k: out of memory");
+    }
     acc_emit(&a, ranked, top, k);
-    free(buf);
+    acc_free(&a);
     return ET_OK;
 }
 
 /* ---- exact top-k ------------------------------------------------------------------- */
 
 static int check_topk_args(const float *q, size_t nq, const float *docs, size_t nd, size_t d,
-                           size_t k, const size_t *ranked, et_error *err) {
+                           size_t k, const size_t *ranked, int finite, et_error *err) {
     if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
     if (!d) return et_err_set(err, ET_EINVAL, "top-k: dimension must be >= 1");
     size_t t;
     if (!et_size_mul(nq, d, &t) || !et_size_mul(nd, d, &t) || !et_size_mul(nq, k, &t))
         return et_err_set(err, ET_EINVAL, "top-k: size overflow");
     if ((nq && (!q || !ranked)) || (nd && !docs)) return et_err_set(err, ET_EINVAL, "top-k: NULL array");
-    for (size_t i = 0; i < nq * d; i++)
+    for (size_t i = 0; finite && i < nq * d; i++)
         if (!isfinite(q[i]))
             return et_err_set(err, ET_ENUMERIC, "top-k: query %zu has a non-finite value at dimension %zu",
                               i / d, i % d);
-    for (size_t i = 0; i < nd * d; i++)
+    for (size_t i = 0; finite && i < nd * d; i++)
         if (!isfinite(docs[i]))
             return et_err_set(err, ET_ENUMERIC,
                               "top-k: document %zu has a non-finite value at dimension %zu", i / d, i % d);
@@ -334,7 +347,7 @@ static int cmp_ref(const void *a, const void *b) {
 
 int et_topk_ref(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
                 size_t *ranked, float *scores, et_error *err) {
-    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, err);
+    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, 1, err);
     if (rc) return rc;
     double *sc = et_malloc_n(nd ? nd : 1, sizeof(double), err);
     size_t *ord = et_malloc_n(nd ? nd : 1, sizeof(size_t), err);
@@ -366,6 +379,14 @@ int et_topk_ref(const float *q, size_t nq, const float *docs, size_t nd, size_t 
 #define TOPK_QB 512
 #define TOPK_DB 4096
 
+struct et_topk_state {
+    const float *q;  /* [nq, d] borrowed */
+    size_t nq, d, k;
+    size_t nd;       /* documents fed so far */
+    float *S;        /* [TOPK_QB, TOPK_DB] */
+    topk_acc *acc;   /* [nq] */
+};
+
 typedef struct {
     const float *S;  /* [qb, db] scores of the block */
     size_t qb, db, d0;
@@ -379,37 +400,94 @@ static void topk_block_task(void *arg, int ith, int nth) {
     for (long r = lo; r < hi; r++) acc_offer(&t->acc[r], t->S + (size_t)r * t->db, t->db, t->d0);
 }
 
-int et_topk(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
-            size_t *ranked, float *scores, et_error *err) {
-    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, err);
+static int check_finite(const float *x, size_t n, size_t d, const char *what, size_t base, et_error *err) {
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]))
+            return et_err_set(err, ET_ENUMERIC, "top-k: %s %zu has a non-finite value at dimension %zu", what,
+                              base + i / d, i % d);
+    return ET_OK;
+}
+
+void et_topk_free(et_topk_state *st) {
+    if (!st) return;
+    if (st->acc)
+        for (size_t i = 0; i < st->nq; i++) acc_free(&st->acc[i]);
+    free(st->acc);
+    free(st->S);
+    free(st);
+}
+
+int et_topk_begin(et_topk_state **out, const float *q, size_t nq, size_t d, size_t k, et_error *err) {
+    *out = NULL;
+    if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
+    if (!d || d > INT32_MAX) return et_err_set(err, ET_EINVAL, "top-k: dimension must be in 1..2^31 (got %zu)", d);
+    size_t t;
+    if (!et_size_mul(nq, d, &t) || !et_size_mul(nq, k, &t)) return et_err_set(err, ET_EINVAL, "top-k: size overflow");
+    if (nq && !q) return et_err_set(err, ET_EINVAL, "top-k: NULL queries");
+    int rc = check_finite(q, nq, d, "query", 0, err);
     if (rc) return rc;
-    if (d > INT32_MAX) return et_err_set(err, ET_EINVAL, "top-k: dimension %zu too large", d);
-    size_t qb_max = ET_MIN((size_t)TOPK_QB, nq ? nq : 1);
-    size_t db_max = ET_MIN((size_t)TOPK_DB, nd ? nd : 1);
-    size_t kk = ET_MIN(k, nd ? nd : 1), cap = acc_cap(kk);
-    float *S = et_malloc_n((size_t)qb_max * db_max, sizeof(float), err);
-    cand *buf = et_malloc_n(qb_max, cap * sizeof(cand), err);
-    topk_acc *acc = et_malloc_n(qb_max, sizeof(topk_acc), err);
-    if (!S || !buf || !acc) {
-        free(S); free(buf); free(acc);
+    et_topk_state *st = et_calloc(1, sizeof(*st), err);
+    if (!st) return ET_ENOMEM;
+    st->q = q;
+    st->nq = nq;
+    st->d = d;
+    st->k = k;
+    st->S = et_malloc_n((size_t)TOPK_QB * TOPK_DB, sizeof(float), err);
+    st->acc = et_malloc_n(nq ? nq : 1, sizeof(topk_acc), err);
+    if (!st->S || !st->acc) {
+        free(st->acc);
+        st->acc = NULL;
+        et_topk_free(st);
         return ET_ENOMEM;
     }
-    for (size_t q0 = 0; q0 < nq; q0 += qb_max) {
-        size_t qb = ET_MIN(qb_max, nq - q0);
-        for (size_t r = 0; r < qb; r++) acc_init(&acc[r], buf + r * cap, cap, kk);
-        for (size_t d0 = 0; d0 < nd; d0 += db_max) {
-            size_t db = ET_MIN(db_max, nd - d0);
-            /* S[qb, db] = Q[q0:q0+qb] @ D[d0:d0+db]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)db, (int)d, 1.0f,
-                        q + q0 * d, (int)d, docs + d0 * d, (int)d, 0.0f, S, (int)db);
-            topk_task t = {S, qb, db, d0, acc};
-            et_parallel(topk_block_task, &t);
-        }
-        for (size_t r = 0; r < qb; r++)
-            acc_emit(&acc[r], ranked + (q0 + r) * k, scores ? scores + (q0 + r) * k : NULL, k);
-    }
-    free(S); free(buf); free(acc);
+    for (size_t i = 0; i < nq; i++) acc_init(&st->acc[i], k);
+    *out = st;
     return ET_OK;
+}
+
+int et_topk_feed(et_topk_state *st, const float *docs, size_t nd, et_error *err) {
+    size_t t, d = st->d;
+    if (!et_size_mul(nd, d, &t) || !et_size_add(st->nd, nd, &t))
+        return et_err_set(err, ET_EINVAL, "top-k: size overflow");
+    if (nd && !docs) return et_err_set(err, ET_EINVAL, "top-k: NULL documents");
+    int rc = check_finite(docs, nd, d, "document", st->nd, err);
+    if (rc) return rc;
+    for (size_t d0 = 0; d0 < nd; d0 += TOPK_DB) {
+        size_t db = ET_MIN((size_t)TOPK_DB, nd - d0);
+        for (size_t q0 = 0; q0 < st->nq; q0 += TOPK_QB) {
+            size_t qb = ET_MIN((size_t)TOPK_QB, st->nq - q0);
+            /* S[qb, db] = Q[q0:q0+qb] @ D[d0:d0+db]^T: the model's GEMM (AVX2/FMA
+             * tiles over the full dimension, so results do not depend on the
+             * thread count; OpenBLAS where AVX2 is missing; the reference
+             * kernel under ET_KERNELS=ref) */
+            matmul_forward(st->S, st->q + q0 * d, docs + d0 * d, NULL, qb, d, db);
+            topk_task tk = {st->S, qb, db, st->nd + d0, st->acc + q0};
+            et_parallel(topk_block_task, &tk);
+        }
+    }
+    st->nd += nd;
+    for (size_t i = 0; i < st->nq; i++)
+        if (st->acc[i].oom) return et_err_set(err, ET_ENOMEM, "top-k: out of memory");
+    return ET_OK;
+}
+
+int et_topk_end(et_topk_state *st, size_t *ranked, float *scores, et_error *err) {
+    if (st->nq && !ranked) return et_err_set(err, ET_EINVAL, "top-k: NULL output");
+    for (size_t i = 0; i < st->nq; i++)
+        acc_emit(&st->acc[i], ranked + i * st->k, scores ? scores + i * st->k : NULL, st->k);
+    return ET_OK;
+}
+
+int et_topk(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
+            size_t *ranked, float *scores, et_error *err) {
+    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, 0, err); /* begin/feed check values */
+    if (rc) return rc;
+    et_topk_state *st = NULL;
+    rc = et_topk_begin(&st, q, nq, d, k, err);
+    if (!rc) rc = et_topk_feed(st, docs, nd, err);
+    if (!rc) rc = et_topk_end(st, ranked, scores, err);
+    et_topk_free(st);
+    return rc;
 }
 
 void et_l2_normalize(float *x, size_t n, size_t d) {
