@@ -1,4 +1,4 @@
-"""make_ft_data.py TEXT.txt OUT_DIR - small deterministic retrieval datasets
+"""make_ft_data.py TEXT.txt OUT_DIR [N_CHUNKS] - small deterministic retrieval datasets
 from real text (pdftotext output) for the fine-tuning tests: chunks of ~60
 words; per chunk two queries made of word windows of the chunk (so a
 fine-tuned model can learn them); llama-index JSON train.json / val.json
@@ -15,7 +15,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     words = re.sub(r"\s+", " ", open(text, encoding="utf-8", errors="replace").read()).split(" ")
     words = [w for w in words if re.search(r"[A-Za-z]", w)]
-    words = words[6000:6000 + 60 * 80]  # skip the front matter
+    n_chunks = int(sys.argv[3]) if len(sys.argv) > 3 else 80
+    words = words[6000:6000 + 60 * n_chunks]  # skip the front matter
     chunks = [" ".join(words[i:i + 60]) for i in range(0, len(words) - 60, 60)]
     rnd = random.Random(7)
     train = {"queries": {}, "corpus": {}, "relevant_docs": {}, "mode": "text"}
