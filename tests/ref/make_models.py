@@ -301,6 +301,22 @@ def main():
         d, ids_path, out = sys.argv[2], sys.argv[3], sys.argv[4]
         ids = json.load(open(ids_path))
         np.save(out, reference(d, ids))
+    elif cmd == "suite":
+        # every model + golden ids (node) + reference embeddings, in one process
+        out, shared, node_ref, texts_json = sys.argv[2:6]
+        import subprocess
+        for i, sp in enumerate(SPECS):
+            d = write_model(out, shared, sp, seed=1234 + i)
+            ml = json.load(open(os.path.join(d, "spec.json")))["max_length"]
+            ids = subprocess.run(["node", os.path.join(node_ref, "encode_ids.js"), os.path.join(d, "tokenizer.json"),
+                                  texts_json, str(ml), "1"], check=True, capture_output=True).stdout
+            open(os.path.join(d, "ids.json"), "wb").write(ids)
+            ids = json.loads(ids)
+            np.save(os.path.join(d, "ref.npy"), reference(d, ids))
+            with open(os.path.join(d, "ids.txt"), "w") as f:
+                for x in ids:
+                    f.write(" ".join(map(str, x)) + "\n")
+            print(d)
     elif cmd == "bench":
         out, shared = sys.argv[2], sys.argv[3]
         spec = dict(name="bge-small-random", arch="bert", dtype="F32", shards=1, prefix="", pooling="cls",
