@@ -36,7 +36,7 @@ typedef struct skip_log {
 static void on_skip(void *ctx, const char *path, const char *reason, const char *msg) {
     skip_log *l = ctx;
     if (l->quiet) return;
-    /* on a terminal, overwrite the progress line first */
+    /* with a progress line on, overwrite it first */
     fprintf(stderr, "%sembtune ingest: warning: skipped %s (%s): %s%s\n", l->tty ? "\r" : "", path, reason, msg,
             l->tty ? "\033[K" : "");
 }
@@ -126,7 +126,9 @@ int cli_ingest(int argc, char **argv) {
             fprintf(stderr, "embtune ingest: chunk size capped at %zu tokens: the model's max length minus %zu special tokens\n",
                     limit, et_tokenizer_num_special(tok));
     }
-    skip_log log = {quiet, isatty(2)};
+    /* the progress line is on when stderr is a terminal or ET_PROGRESS is set (not "0") */
+    const char *pe = getenv("ET_PROGRESS");
+    skip_log log = {quiet, !quiet && (pe ? strcmp(pe, "0") != 0 : isatty(2))};
     o.include = inc;
     o.n_include = ni;
     o.exclude = exc;

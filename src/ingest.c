@@ -377,7 +377,8 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
             return et_err_set(err, ET_EINVAL, "chunk overlap (%zu) must be smaller than the chunk size (%zu)",
                               overlap, budget);
     }
-    if (n_paths == 0) return et_err_set(err, ET_EINVAL, "no input paths");
+    if (n_paths == 0 || !paths) return et_err_set(err, ET_EINVAL, "no input paths");
+    if (!out_path || !*out_path) return et_err_set(err, ET_EINVAL, "no output path");
 
     walk w = {.o = opts, .st = st, .err = err};
     struct stat osb;
