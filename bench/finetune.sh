@@ -76,7 +76,12 @@ print(b['pairs_per_s'], b['peak_rss_mb'], b['threads'])")
     printf "  bge-small shape (12 x 384), batch 16, q 32 / p 128 tokens, MNRL + AdamW:\n"
     printf "    embtune %6.2f pairs/s %6.0f MB | PyTorch (best: %s threads) %6.2f pairs/s %6.0f MB | %.2fx speed, %.2fx memory\n" \
         "$b_pps" "$b_rss" "$t_thr" "$t_pps" "$t_rss" "$(echo "$b_pps / $t_pps" | bc -l)" "$(echo "$b_rss / $t_rss" | bc -l)"
-    bert="{\"pairs_per_s\": $b_pps, \"peak_rss_mb\": $b_rss, \"torch_pairs_per_s\": $t_pps, \"torch_peak_rss_mb\": $t_rss}"
+    read -r c_pps c_wall c_rss < <(run_ft "$OUT/bert-cached" -m "$OUT/bge-small-random" \
+        -t "$OUT/bge-small-random/pairs.jsonl" -o "$OUT/bert-cached-out" --batch-size 128 --loss cached-mnrl \
+        --mini-batch 16 --epochs 1 --no-dropout --max-length 128 -q)
+    printf "    GradCache (cached-mnrl) batch 128 in mini-batches of 16: %6.2f pairs/s %6.0f MB (plain batch 16: %.0f MB)\n" \
+        "$c_pps" "$c_rss" "$b_rss"
+    bert="{\"pairs_per_s\": $b_pps, \"peak_rss_mb\": $b_rss, \"torch_pairs_per_s\": $t_pps, \"torch_peak_rss_mb\": $t_rss, \"cached128_pairs_per_s\": $c_pps, \"cached128_peak_rss_mb\": $c_rss}"
 else
     echo "  bge-small full fine-tuning: not measured ($(echo "$out" | tail -1))"
 fi
