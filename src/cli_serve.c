@@ -22,6 +22,9 @@ static void usage(FILE *f) {
             "  GET  /health, GET /v1/models\n\n"
             "options:\n"
             "  -m, --model MODEL      model directory or Hugging Face id org/name[@revision]\n"
+            "      --adapter DIR      adapter from `embtune finetune --mode adapter`, applied to\n"
+            "                         queries (input_type \"query\"), and to documents too if it\n"
+            "                         was trained on both\n"
             "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 = all)\n"
             "      --port N           TCP port (default 8080; 0 = any free port)\n"
             "      --api-key-env VAR  require 'Authorization: Bearer $VAR' (the key is read from\n"
@@ -73,6 +76,9 @@ int cli_serve(int argc, char **argv) {
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             NEEDS_VALUE;
             model = val;
+        } else if (!strcmp(a, "--adapter")) {
+            NEEDS_VALUE;
+            adapter_dir = val;
         } else if (!strcmp(a, "--host")) {
             NEEDS_VALUE;
             o.host = val;
@@ -154,6 +160,7 @@ int cli_serve(int argc, char **argv) {
     if (et_resolve_model(model, &dir, &err)) goto fail;
     et_model_opts mo = {.quiet = quiet};
     if (et_model_load(&m, dir, &mo, &err)) goto fail;
+    if (adapter_dir && et_adapter_load(&ad, adapter_dir, &err)) goto fail;
 
     /* SIGTERM/SIGINT are taken by sigwait below: block them in every thread */
     sigset_t sigs;
@@ -191,6 +198,7 @@ fail:
     rc = cli_fail("serve", &err);
 done:
     et_server_free(srv);
+    et_adapter_free(ad);
     et_model_free(m);
     free(dir);
     return rc;

@@ -61,7 +61,11 @@ static const char *mb_prompt(void *ctx, const char *name) {
     return et_model_prompt(((model_backend *)ctx)->m, name);
 }
 
-/* ADAPTER_HOOK: mb_adapt lands with et_adapter_* (branch train) */
+static int mb_adapt(void *ctx, float *vecs, size_t n, int is_query, et_error *err) {
+    model_backend *mb = ctx;
+    if (!mb->ad || (!is_query && !mb->ad_docs)) return ET_OK;
+    return et_adapter_apply(mb->ad, vecs, n, vecs, err);
+}
 
 static void mb_destroy(void *ctx) { free(ctx); }
 
@@ -70,13 +74,14 @@ int et_server_start(et_server **out, et_model *m, const et_adapter *adapter, con
     *out = NULL;
     if (!m) return et_err_set(err, ET_EINVAL, "et_server_start: no model");
     size_t dim = et_model_dim(m);
-    if (adapter)
-        return et_err_set(err, ET_EUNSUPPORTED, "serving with an adapter needs et_adapter_* (not built yet)");
+    if (adapter && et_adapter_dim(adapter) != dim)
+        return et_err_set(err, ET_EINVAL, "the adapter works on %zu-dim embeddings but the model gives %zu",
+                          et_adapter_dim(adapter), dim);
     model_backend *mb = et_calloc(1, sizeof(*mb), err);
     if (!mb) return ET_ENOMEM;
     mb->m = m;
     mb->ad = adapter;
-    mb->ad_docs = 0;
+    mb->ad_docs = adapter && et_adapter_applies_to_docs(adapter);
     et_model_info info;
     et_model_get_info(m, &info);
     size_t vocab = info.vocab_size;
@@ -93,7 +98,7 @@ int et_server_start(et_server **out, et_model *m, const et_adapter *adapter, con
         .embed_ids = mb_embed,
         .default_prompt = et_model_default_prompt(m) ? et_model_prompt(m, et_model_default_prompt(m)) : NULL,
         .prompt = mb_prompt,
-        .adapt = NULL,
+        .adapt = adapter ? mb_adapt : NULL,
         .destroy = mb_destroy,
     };
     int rc = serve_start_backend(out, &be, opts, err);

@@ -129,6 +129,63 @@ s=$(get /nope); check "unknown path -> 404" test "$s" = 404
 s=$(get /v1/embeddings); check "GET on a POST route -> 405" test "$s" = 405
 stop_server; check "SIGTERM on an idle server exits 0" test $? = 0
 
+# ---- adapters: queries only, or documents too ------------------------------------------
+make_adapter() { # dir apply_to
+    $PY - "$1" "$2" <<'PY'
+import json, math, os, struct, sys
+d, apply = sys.argv[1], sys.argv[2]
+os.makedirs(d, exist_ok=True)
+n = 64
+w = [[(1.0 if i == j else 0.0) + 0.3 * math.sin(7 * i + 3 * j) for j in range(n)] for i in range(n)]
+data = struct.pack("<%df" % (n * n), *[x for row in w for x in row])
+hdr = json.dumps({"linear.weight": {"dtype": "F32", "shape": [n, n], "data_offsets": [0, len(data)]}}).encode()
+hdr += b" " * ((8 - len(hdr) % 8) % 8)
+open(d + "/adapter.safetensors", "wb").write(struct.pack("<Q", len(hdr)) + hdr + data)
+json.dump({"adapter_type": "linear", "in_features": n, "out_features": n, "bias": False,
+           "apply_to": apply, "normalize": True}, open(d + "/config.json", "w"))
+PY
+}
+adapted_ref() { # reference rows with the adapter applied -> $OUT/ref_ad.jsonl
+    $PY - "$OUT/ref.jsonl" "$OUT/ref_ad.jsonl" <<'PY'
+import json, math, sys
+n = 64
+w = [[(1.0 if i == j else 0.0) + 0.3 * math.sin(7 * i + 3 * j) for j in range(n)] for i in range(n)]
+with open(sys.argv[2], "w") as out:
+    for l in open(sys.argv[1]):
+        x = json.loads(l)["embedding"]
+        y = [sum(w[i][j] * x[j] for j in range(n)) for i in range(n)]
+        s = math.sqrt(sum(v * v for v in y))
+        out.write(json.dumps({"embedding": [v / s for v in y]}) + "\n")
+PY
+}
+make_adapter "$OUT/ad_query" query
+make_adapter "$OUT/ad_both" both
+adapted_ref
+cp "$OUT/ref.jsonl" "$OUT/ref_plain.jsonl"
+start_server -m "$FIX" --adapter "$OUT/ad_query" || exit 1
+cp "$OUT/ref_ad.jsonl" "$OUT/ref.jsonl"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"input_type\": \"query\"}")
+check "query-only adapter: queries adapted (<= 1e-6)" cmp_rows openai 0 0 0 5
+s=$(post /embed "{\"inputs\": [$T1], \"input_type\": \"query\"}")
+check "  TEI /embed with input_type query: adapted" cmp_rows tei 0 1 1
+cp "$OUT/ref_plain.jsonl" "$OUT/ref.jsonl"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"input_type\": \"document\"}")
+check "  documents untouched" cmp_rows openai 0 0 0 5
+s=$(post /v1/embeddings "{\"input\": $T1}")
+check "  no input_type: untouched" cmp_rows openai 0 0 1
+stop_server
+start_server -m "$FIX" --adapter "$OUT/ad_both" || exit 1
+cp "$OUT/ref_ad.jsonl" "$OUT/ref.jsonl"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"input_type\": \"document\"}")
+check "adapter trained on both: documents adapted" cmp_rows openai 0 0 0 5
+s=$(post /v1/embeddings "{\"input\": [$T1], \"input_type\": \"query\", \"dimensions\": 8}")
+check "  queries adapted, then truncated to 8 + renormalized" cmp_rows openai 8 1 1
+cp "$OUT/ref_plain.jsonl" "$OUT/ref.jsonl"
+stop_server
+make_adapter "$OUT/ad_bad" query
+sed -i 's/"in_features": 64, "out_features": 64/"in_features": 32, "out_features": 32/' "$OUT/ad_bad/config.json"
+check "an adapter of the wrong width is refused" bash -c "! '$EMBTUNE' serve -m '$FIX' --port 0 --adapter '$OUT/ad_bad' 2>/dev/null"
+
 # ---- limits ----------------------------------------------------------------------------------
 start_server -m "$FIX" --max-inputs 3 --max-body 2000 --max-tokens 8 --no-truncate || exit 1
 s=$(post /v1/embeddings '{"input": ["a","b","c","d"]}'); check "4 inputs > --max-inputs 3 -> 413" test "$s" = 413
