@@ -144,6 +144,8 @@ const et_tokenizer *et_model_tokenizer(const et_model *m);
 /* Prompt text for a named prompt from config_sentence_transformers.json
  * (e.g. "query"); NULL if absent. Borrowed, valid until m is freed. */
 const char *et_model_prompt(const et_model *m, const char *name);
+/* Name of the default prompt (default_prompt_name), NULL if none. Borrowed. */
+const char *et_model_default_prompt(const et_model *m);
 
 typedef struct et_model_info {
     const char *architecture; /* "bert", "xlm-roberta", "model2vec" */
@@ -157,6 +159,14 @@ typedef struct et_model_info {
     size_t vocab_size;
     int normalize;            /* 1 if a Normalize module is present */
 } et_model_info;
+/* Static (model2vec) models: embedding-table rows and whether per-token
+ * weights are present. Returns ET_EINVAL for transformer models. */
+typedef struct et_model_static_info {
+    size_t rows;   /* rows of the embedding table (< vocab when quantized) */
+    int weighted;  /* 1 if per-token weights scale the rows */
+} et_model_static_info;
+int et_model_get_static_info(const et_model *m, et_model_static_info *si);
+
 /* Fills info; strings are borrowed, valid until m is freed. */
 void et_model_get_info(const et_model *m, et_model_info *info);
 
@@ -215,6 +225,13 @@ typedef struct et_ingest_stats {
     size_t bytes;      /* bytes of input read */
     double seconds;
 } et_ingest_stats;
+
+/* Token limit of chunks for a model directory: its max sequence length
+ * (sentence_bert_config.json max_seq_length, else config.json
+ * max_position_embeddings, minus 2 for RoBERTa-family position offsets, else
+ * tokenizer_config.json model_max_length) minus tok's special tokens. *out = 0
+ * when the model declares no limit (static models). tok may be NULL. */
+int et_ingest_model_limit(const char *model_dir, const et_tokenizer *tok, size_t *out, et_error *err);
 
 /* Name of a skip reason index (0 = "none"), NULL past the end. */
 const char *et_ingest_reason_name(size_t i);

@@ -366,17 +366,15 @@ static void bm25_topk_task(void *arg, int ith, int nth) {
     size_t nd = t->ix->nd;
     double *acc = et_malloc_n(nd ? nd : 1, sizeof(double), &err);
     float *sc = et_malloc_n(nd ? nd : 1, sizeof(float), &err);
-    float *top = t->scores ? NULL : et_malloc_n(t->k, sizeof(float), &err);
-    int rc = (!acc || !sc || (!t->scores && !top)) ? ET_ENOMEM : ET_OK;
+    int rc = (!acc || !sc) ? ET_ENOMEM : ET_OK;
     for (long i = lo; i < hi && !rc; i++) {
         if ((rc = score_into(t->ix, t->queries[i], &toks, acc, &err))) break;
         for (size_t d = 0; d < nd; d++) sc[d] = (float)acc[d];
-        et_topk_row(t->ranked + (size_t)i * t->k, t->scores ? t->scores + (size_t)i * t->k : top, sc, nd,
-                    t->k);
+        rc = et_topk_row(t->ranked + (size_t)i * t->k, t->scores ? t->scores + (size_t)i * t->k : NULL, sc, nd,
+                         t->k, &err);
     }
     free(acc);
     free(sc);
-    free(top);
     et_buf_free(&toks);
     if (rc) {
         pthread_mutex_lock(&t->mu);

@@ -12,6 +12,9 @@ int cli_fail(const char *cmd, const et_error *err);
 /* Prints "embtune <cmd>: <formatted>" to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* embed and info (cli_embed.c, cli_info.c) */
+int cli_embed(int argc, char **argv);
+int cli_info(int argc, char **argv);
 /* ingest (cli_ingest.c) */
 int cli_ingest(int argc, char **argv);
 

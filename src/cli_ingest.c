@@ -15,8 +15,9 @@ static void usage(FILE *f) {
             "chunks as JSON lines: id, doc, page_start, page_end, text, n_tokens.\n\n"
             "options:\n"
             "  -o, --output FILE      output JSONL (written atomically)\n"
-            "  -m, --model DIR        count tokens with this model's tokenizer; chunks also stay\n"
-            "                         within its max length minus special tokens\n"
+            "  -m, --model MODEL      count tokens with this model's tokenizer (a directory or a\n"
+            "                         Hugging Face id); chunks also stay within its max length\n"
+            "                         minus its special tokens\n"
             "      --chunk-size N     max tokens per chunk (default %d)\n"
             "      --chunk-overlap N  tokens repeated from the previous chunk (default %d)\n"
             "      --include GLOB     only files matching GLOB (repeatable; default: known types\n"
@@ -35,7 +36,7 @@ typedef struct skip_log {
 static void on_skip(void *ctx, const char *path, const char *reason, const char *msg) {
     skip_log *l = ctx;
     if (l->quiet) return;
-    /* on a terminal, overwrite the progress line first */
+    /* with a progress line on, overwrite it first */
     fprintf(stderr, "%sembtune ingest: warning: skipped %s (%s): %s%s\n", l->tty ? "\r" : "", path, reason, msg,
             l->tty ? "\033[K" : "");
 }
@@ -56,6 +57,7 @@ int cli_ingest(int argc, char **argv) {
     const char **exc = calloc((size_t)argc + 1, sizeof(*exc));
     size_t np = 0, ni = 0, ne = 0;
     int quiet = 0, rc = 0;
+    et_tokenizer *tok = NULL;
     if (!paths || !inc || !exc) {
         fprintf(stderr, "embtune ingest: out of memory\n");
         rc = 1;
@@ -107,12 +109,26 @@ int cli_ingest(int argc, char **argv) {
                              o.chunk_overlap, o.chunk_size);
         goto done;
     }
+    et_error err = {0};
     if (model) {
-        fprintf(stderr, "embtune ingest: -m: token counting with a model's tokenizer is not in this build yet\n");
-        rc = 1;
-        goto done;
+        char *dir = NULL;
+        size_t limit = 0;
+        if (et_resolve_model(model, &dir, &err) || et_tokenizer_load_dir(&tok, dir, &err) ||
+            et_ingest_model_limit(dir, tok, &limit, &err)) {
+            free(dir);
+            rc = cli_fail("ingest", &err);
+            goto done;
+        }
+        free(dir);
+        o.tokenizer = tok;
+        o.max_tokens = limit;
+        if (limit && limit < o.chunk_size && !quiet)
+            fprintf(stderr, "embtune ingest: chunk size capped at %zu tokens: the model's max length minus %zu special tokens\n",
+                    limit, et_tokenizer_num_special(tok));
     }
-    skip_log log = {quiet, isatty(2)};
+    /* the progress line is on when stderr is a terminal or ET_PROGRESS is set (not "0") */
+    const char *pe = getenv("ET_PROGRESS");
+    skip_log log = {quiet, !quiet && (pe ? strcmp(pe, "0") != 0 : isatty(2))};
     o.include = inc;
     o.n_include = ni;
     o.exclude = exc;
@@ -121,7 +137,6 @@ int cli_ingest(int argc, char **argv) {
     o.on_skip = on_skip;
     o.cb_ctx = &log;
     et_ingest_stats st;
-    et_error err = {0};
     if (et_ingest(paths, np, out, &o, &st, &err)) {
         rc = cli_fail("ingest", &err);
         if (!quiet && st.skipped) fprintf(stderr, "embtune ingest: %zu file(s) skipped before the error\n", st.skipped);
@@ -132,7 +147,8 @@ int cli_ingest(int argc, char **argv) {
                 "ingest: %zu file%s, %zu page%s, %zu chunks, %zu tokens (max %zu per chunk, budget %zu, %s) "
                 "in %.2fs (%.1f pages/s) -> %s\n",
                 st.files, st.files == 1 ? "" : "s", st.pages, st.pages == 1 ? "" : "s", st.chunks, st.tokens,
-                st.max_chunk_tokens, o.chunk_size, "word-based estimate", st.seconds,
+                st.max_chunk_tokens, o.max_tokens && o.max_tokens < o.chunk_size ? o.max_tokens : o.chunk_size,
+                tok ? et_tokenizer_type(tok) : "word-based estimate", st.seconds,
                 st.seconds > 0 ? (double)st.pages / st.seconds : 0.0, out);
         if (st.skipped) {
             fprintf(stderr, "ingest: skipped %zu file%s:", st.skipped, st.skipped == 1 ? "" : "s");
@@ -147,6 +163,7 @@ int cli_ingest(int argc, char **argv) {
         if (st.duplicates) fprintf(stderr, "ingest: %zu duplicate chunk%s dropped\n", st.duplicates, st.duplicates == 1 ? "" : "s");
     }
 done:
+    et_tokenizer_free(tok);
     free(paths);
     free(inc);
     free(exc);

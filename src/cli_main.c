@@ -27,6 +27,8 @@ static const struct {
     const char *summary;
 } commands[] = {
     /* subcommands register here, one line each, in workflow order */
+    {"embed", cli_embed, "embed texts with a model (.npy or .jsonl output)"},
+    {"info", cli_info, "describe a model directory"},
     {"ingest", cli_ingest, "documents (PDF, HTML, Markdown, text) -> token-budgeted chunks (JSONL)"},
     {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},

@@ -20,9 +20,7 @@ int et_encoder_init(et_encoder **out, const et_model *m, const et_encoder_opts *
     if (!strcmp(arch, "model2vec") || !strcmp(arch, "static"))
         return et_encoder_init_static(out, m, &o, err);
     if (!strcmp(arch, "bert") || !strcmp(arch, "xlm-roberta") || !strcmp(arch, "roberta"))
-        return et_err_set(err, ET_EUNSUPPORTED,
-                          "full fine-tuning of transformer models is not built yet "
-                          "(use --mode adapter, or a static model)");
+        return et_encoder_init_bert(out, m, &o, err);
     return et_err_set(err, ET_EUNSUPPORTED, "encoder: cannot fine-tune architecture '%s'", arch);
 }
 

@@ -2,12 +2,12 @@
  * exact top-k search; see eval_metrics.h. */
 #include "eval_metrics.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "threads.h"
 
 /* ---- metrics ------------------------------------------------------------------ */
@@ -180,102 +180,157 @@ int et_ir_metrics(const size_t *ranked, size_t nq, size_t depth, const size_t *r
 
 /* ---- top-k selection ------------------------------------------------------------- */
 
-/* A bounded heap of (score, index) whose root is the worst kept entry.
- * Order: higher score is better; on equal scores the lower index is better. */
-static inline int worse(float sa, size_t ia, float sb, size_t ib) {
-    return sa < sb || (sa == sb && ia > ib);
+/* Candidates are buffered and, when the buffer is full, cut down to the k
+ * best by quickselect; the k-th best score then filters further candidates
+ * (a threshold test per score, the common case). Faster than a binary heap:
+ * no sift per accepted candidate, and no data-dependent branches in the scan.
+ * Order: higher score first; equal scores: lower index first. */
+typedef struct {
+    float s;
+    size_t i;
+} cand;
+
+static inline int better(const cand *a, const cand *b) {
+    return a->s > b->s || (a->s == b->s && a->i < b->i);
 }
 
-static void heap_sift_down(float *s /* [n] */, size_t *ix /* [n] */, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && worse(s[l], ix[l], s[w], ix[w])) w = l;
-        if (r < n && worse(s[r], ix[r], s[w], ix[w])) w = r;
-        if (w == i) return;
-        float ts = s[i]; s[i] = s[w]; s[w] = ts;
-        size_t ti = ix[i]; ix[i] = ix[w]; ix[w] = ti;
-        i = w;
+static inline void cswap(cand *a, cand *b) {
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorders c[0..n) so that c[0..k) hold the k best (in no order); k <= n.
+ * Indices are distinct, so the order is strict. */
+static void select_best(cand *c, size_t n, size_t k) {
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1 && lo < k && k < hi) {
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        /* median of three to c[last] */
+        if (better(&c[mid], &c[lo])) cswap(&c[mid], &c[lo]);
+        if (better(&c[last], &c[lo])) cswap(&c[last], &c[lo]);
+        if (better(&c[mid], &c[last])) cswap(&c[mid], &c[last]);
+        size_t st = lo;
+        for (size_t j = lo; j < last; j++)
+            if (better(&c[j], &c[last])) cswap(&c[j], &c[st++]);
+        cswap(&c[st], &c[last]); /* c[lo..st) better than the pivot at st */
+        if (st == k || st + 1 == k) return;
+        if (st > k) hi = st;
+        else lo = st + 1;
     }
 }
 
-static void heap_sift_up(float *s, size_t *ix, size_t i) {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!worse(s[i], ix[i], s[p], ix[p])) return;
-        float ts = s[i]; s[i] = s[p]; s[p] = ts;
-        size_t ti = ix[i]; ix[i] = ix[p]; ix[p] = ti;
-        i = p;
-    }
+static int cmp_cand(const void *a, const void *b) {
+    return better(a, b) ? -1 : better(b, a) ? 1 : 0;
 }
 
-/* Offers scores[0..n) with indices base + j to the heap (hs, hi, *cnt of k).
- * Indices must arrive in increasing order across calls: then a candidate equal
- * to the root is worse than it, and "s > root" is the whole test. */
-static void heap_offer(float *hs /* [k] */, size_t *hi /* [k] */, size_t *cnt, size_t k,
-                       const float *scores /* [n] */, size_t n, size_t base) {
-    size_t c = *cnt, j = 0;
-    for (; j < n && c < k; j++) {
-        float s = scores[j];
-        if (s != s) s = -INFINITY;
-        hs[c] = s;
-        hi[c] = base + j;
-        heap_sift_up(hs, hi, c);
-        c++;
-    }
-    if (c == k) {
-        float thr = hs[0];
-        for (; j < n; j++) {
-            float s = scores[j];
-            if (s > thr) {
-                hs[0] = s;
-                hi[0] = base + j;
-                heap_sift_down(hs, hi, k, 0);
-                thr = hs[0];
-            }
+typedef struct {
+    cand *buf;    /* [alloc], grown on demand up to cap */
+    size_t n, alloc, cap, k;
+    float thr;    /* once full: the k-th best score; only higher scores enter */
+    int full;
+    int oom;      /* growing the buffer failed */
+} topk_acc;
+
+/* Buffer capacity for k: room for k plus as many candidates again. */
+static size_t acc_cap(size_t k) {
+    return k < 32 ? k + 32 : 2 * k;
+}
+
+static void acc_init(topk_acc *a, size_t k) {
+    memset(a, 0, sizeof(*a));
+    a->cap = acc_cap(k);
+    a->k = k;
+    a->thr = -INFINITY;
+}
+
+static void acc_free(topk_acc *a) {
+    free(a->buf);
+    a->buf = NULL;
+}
+
+static void acc_compact(topk_acc *a) {
+    select_best(a->buf, a->n, a->k);
+    a->n = a->k;
+    float w = a->buf[0].s;
+    for (size_t j = 1; j < a->k; j++)
+        if (a->buf[j].s < w) w = a->buf[j].s;
+    a->thr = w;
+    a->full = 1;
+}
+
+/* Appends one candidate; 0 on OOM. */
+static inline int acc_push(topk_acc *a, float s, size_t i) {
+    if (a->n == a->alloc) {
+        size_t na = a->alloc ? ET_MIN(2 * a->alloc, a->cap) : ET_MIN((size_t)256, a->cap);
+        cand *b = realloc(a->buf, na * sizeof(cand));
+        if (!b) {
+            a->oom = 1;
+            return 0;
         }
+        a->buf = b;
+        a->alloc = na;
     }
-    *cnt = c;
+    a->buf[a->n++] = (cand){s, i};
+    if (a->n == a->cap) acc_compact(a);
+    return 1;
 }
 
-/* Heap -> best-first output, padded to k with SIZE_MAX / -INFINITY. Sorts the
- * heap in place (heapsort: the worst goes last), then copies; ranked/top may
- * alias hi/hs. */
-static void heap_emit(size_t *ranked /* [k] */, float *top /* [k] or NULL */, float *hs, size_t *hi,
-                      size_t cnt, size_t k) {
-    for (size_t n = cnt; n > 1; n--) {
-        float ts = hs[0]; hs[0] = hs[n - 1]; hs[n - 1] = ts;
-        size_t ti = hi[0]; hi[0] = hi[n - 1]; hi[n - 1] = ti;
-        heap_sift_down(hs, hi, n - 1, 0);
-    }
-    if (ranked != hi) memcpy(ranked, hi, cnt * sizeof(size_t));
-    if (top && top != hs) memcpy(top, hs, cnt * sizeof(float));
-    for (size_t j = cnt; j < k; j++) {
-        ranked[j] = SIZE_MAX;
-        if (top) top[j] = -INFINITY;
+/* Offers scores[0..n) with indices base + j. Indices must increase across
+ * calls: then a score equal to the threshold belongs to a later (worse)
+ * document than the k-th best, and "s > thr" is the whole test. */
+static void acc_offer(topk_acc *a, const float *scores /* [n] */, size_t n, size_t base) {
+    size_t j = 0;
+    for (; j < n && !a->full; j++) /* filling: every score enters (NaN as -inf) */
+        if (!acc_push(a, scores[j] != scores[j] ? -INFINITY : scores[j], base + j)) return;
+    float thr = a->thr;
+    for (; j < n; j++)
+        if (scores[j] > thr) {
+            if (!acc_push(a, scores[j], base + j)) return;
+            thr = a->thr;
+        }
+}
+
+/* Best first into ranked/top (top may be NULL), padded to out_k. */
+static void acc_emit(topk_acc *a, size_t *ranked /* [out_k] */, float *top /* [out_k] or NULL */, size_t out_k) {
+    size_t m = ET_MIN(a->k, a->n);
+    if (m < a->n) select_best(a->buf, a->n, m);
+    if (m > 1) qsort(a->buf, m, sizeof(cand), cmp_cand);
+    for (size_t j = 0; j < out_k; j++) {
+        ranked[j] = j < m ? a->buf[j].i : SIZE_MAX;
+        if (top) top[j] = j < m ? a->buf[j].s : -INFINITY;
     }
 }
 
-void et_topk_row(size_t *ranked, float *top, const float *scores, size_t n, size_t k) {
-    size_t cnt = 0;
-    heap_offer(top, ranked, &cnt, k, scores, n, 0);
-    heap_emit(ranked, top, top, ranked, cnt, k);
+int et_topk_row(size_t *ranked, float *top, const float *scores, size_t n, size_t k, et_error *err) {
+    if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
+    topk_acc a;
+    acc_init(&a, k);
+    acc_offer(&a, scores, n, 0);
+    if (a.oom) {
+        acc_free(&a);
+        return et_err_set(err, ET_ENOMEM, "top-k: out of memory");
+    }
+    acc_emit(&a, ranked, top, k);
+    acc_free(&a);
+    return ET_OK;
 }
 
 /* ---- exact top-k ------------------------------------------------------------------- */
 
 static int check_topk_args(const float *q, size_t nq, const float *docs, size_t nd, size_t d,
-                           size_t k, const size_t *ranked, et_error *err) {
+                           size_t k, const size_t *ranked, int finite, et_error *err) {
     if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
     if (!d) return et_err_set(err, ET_EINVAL, "top-k: dimension must be >= 1");
     size_t t;
     if (!et_size_mul(nq, d, &t) || !et_size_mul(nd, d, &t) || !et_size_mul(nq, k, &t))
         return et_err_set(err, ET_EINVAL, "top-k: size overflow");
     if ((nq && (!q || !ranked)) || (nd && !docs)) return et_err_set(err, ET_EINVAL, "top-k: NULL array");
-    for (size_t i = 0; i < nq * d; i++)
+    for (size_t i = 0; finite && i < nq * d; i++)
         if (!isfinite(q[i]))
             return et_err_set(err, ET_ENUMERIC, "top-k: query %zu has a non-finite value at dimension %zu",
                               i / d, i % d);
-    for (size_t i = 0; i < nd * d; i++)
+    for (size_t i = 0; finite && i < nd * d; i++)
         if (!isfinite(docs[i]))
             return et_err_set(err, ET_ENUMERIC,
                               "top-k: document %zu has a non-finite value at dimension %zu", i / d, i % d);
@@ -292,7 +347,7 @@ static int cmp_ref(const void *a, const void *b) {
 
 int et_topk_ref(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
                 size_t *ranked, float *scores, et_error *err) {
-    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, err);
+    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, 1, err);
     if (rc) return rc;
     double *sc = et_malloc_n(nd ? nd : 1, sizeof(double), err);
     size_t *ord = et_malloc_n(nd ? nd : 1, sizeof(size_t), err);
@@ -324,56 +379,115 @@ int et_topk_ref(const float *q, size_t nq, const float *docs, size_t nd, size_t 
 #define TOPK_QB 512
 #define TOPK_DB 4096
 
+struct et_topk_state {
+    const float *q;  /* [nq, d] borrowed */
+    size_t nq, d, k;
+    size_t nd;       /* documents fed so far */
+    float *S;        /* [TOPK_QB, TOPK_DB] */
+    topk_acc *acc;   /* [nq] */
+};
+
 typedef struct {
-    const float *S; /* [qb, db] scores of the block */
-    size_t qb, db, d0, k;
-    float *hs;      /* [qb, k] heap scores */
-    size_t *hi;     /* [qb, k] heap indices */
-    size_t *cnt;    /* [qb] */
+    const float *S;  /* [qb, db] scores of the block */
+    size_t qb, db, d0;
+    topk_acc *acc;   /* [qb] */
 } topk_task;
 
 static void topk_block_task(void *arg, int ith, int nth) {
     topk_task *t = arg;
     long lo, hi;
     et_split((long)t->qb, ith, nth, &lo, &hi);
-    for (long r = lo; r < hi; r++)
-        heap_offer(t->hs + (size_t)r * t->k, t->hi + (size_t)r * t->k, &t->cnt[r], t->k,
-                   t->S + (size_t)r * t->db, t->db, t->d0);
+    for (long r = lo; r < hi; r++) acc_offer(&t->acc[r], t->S + (size_t)r * t->db, t->db, t->d0);
+}
+
+static int check_finite(const float *x, size_t n, size_t d, const char *what, size_t base, et_error *err) {
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]))
+            return et_err_set(err, ET_ENUMERIC, "top-k: %s %zu has a non-finite value at dimension %zu", what,
+                              base + i / d, i % d);
+    return ET_OK;
+}
+
+void et_topk_free(et_topk_state *st) {
+    if (!st) return;
+    if (st->acc)
+        for (size_t i = 0; i < st->nq; i++) acc_free(&st->acc[i]);
+    free(st->acc);
+    free(st->S);
+    free(st);
+}
+
+int et_topk_begin(et_topk_state **out, const float *q, size_t nq, size_t d, size_t k, et_error *err) {
+    *out = NULL;
+    if (!k) return et_err_set(err, ET_EINVAL, "top-k: k must be >= 1");
+    if (!d || d > INT32_MAX) return et_err_set(err, ET_EINVAL, "top-k: dimension must be in 1..2^31 (got %zu)", d);
+    size_t t;
+    if (!et_size_mul(nq, d, &t) || !et_size_mul(nq, k, &t)) return et_err_set(err, ET_EINVAL, "top-k: size overflow");
+    if (nq && !q) return et_err_set(err, ET_EINVAL, "top-k: NULL queries");
+    int rc = check_finite(q, nq, d, "query", 0, err);
+    if (rc) return rc;
+    et_topk_state *st = et_calloc(1, sizeof(*st), err);
+    if (!st) return ET_ENOMEM;
+    st->q = q;
+    st->nq = nq;
+    st->d = d;
+    st->k = k;
+    st->S = et_malloc_n((size_t)TOPK_QB * TOPK_DB, sizeof(float), err);
+    st->acc = et_malloc_n(nq ? nq : 1, sizeof(topk_acc), err);
+    if (!st->S || !st->acc) {
+        free(st->acc);
+        st->acc = NULL;
+        et_topk_free(st);
+        return ET_ENOMEM;
+    }
+    for (size_t i = 0; i < nq; i++) acc_init(&st->acc[i], k);
+    *out = st;
+    return ET_OK;
+}
+
+int et_topk_feed(et_topk_state *st, const float *docs, size_t nd, et_error *err) {
+    size_t t, d = st->d;
+    if (!et_size_mul(nd, d, &t) || !et_size_add(st->nd, nd, &t))
+        return et_err_set(err, ET_EINVAL, "top-k: size overflow");
+    if (nd && !docs) return et_err_set(err, ET_EINVAL, "top-k: NULL documents");
+    int rc = check_finite(docs, nd, d, "document", st->nd, err);
+    if (rc) return rc;
+    for (size_t d0 = 0; d0 < nd; d0 += TOPK_DB) {
+        size_t db = ET_MIN((size_t)TOPK_DB, nd - d0);
+        for (size_t q0 = 0; q0 < st->nq; q0 += TOPK_QB) {
+            size_t qb = ET_MIN((size_t)TOPK_QB, st->nq - q0);
+            /* S[qb, db] = Q[q0:q0+qb] @ D[d0:d0+db]^T: the model's GEMM (AVX2/FMA
+             * tiles over the full dimension, so results do not depend on the
+             * thread count; OpenBLAS where AVX2 is missing; the reference
+             * kernel under ET_KERNELS=ref) */
+            matmul_forward(st->S, st->q + q0 * d, docs + d0 * d, NULL, qb, d, db);
+            topk_task tk = {st->S, qb, db, st->nd + d0, st->acc + q0};
+            et_parallel(topk_block_task, &tk);
+        }
+    }
+    st->nd += nd;
+    for (size_t i = 0; i < st->nq; i++)
+        if (st->acc[i].oom) return et_err_set(err, ET_ENOMEM, "top-k: out of memory");
+    return ET_OK;
+}
+
+int et_topk_end(et_topk_state *st, size_t *ranked, float *scores, et_error *err) {
+    if (st->nq && !ranked) return et_err_set(err, ET_EINVAL, "top-k: NULL output");
+    for (size_t i = 0; i < st->nq; i++)
+        acc_emit(&st->acc[i], ranked + i * st->k, scores ? scores + i * st->k : NULL, st->k);
+    return ET_OK;
 }
 
 int et_topk(const float *q, size_t nq, const float *docs, size_t nd, size_t d, size_t k,
             size_t *ranked, float *scores, et_error *err) {
-    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, err);
+    int rc = check_topk_args(q, nq, docs, nd, d, k, ranked, 0, err); /* begin/feed check values */
     if (rc) return rc;
-    if (d > INT32_MAX) return et_err_set(err, ET_EINVAL, "top-k: dimension %zu too large", d);
-    size_t qb_max = ET_MIN((size_t)TOPK_QB, nq ? nq : 1);
-    size_t db_max = ET_MIN((size_t)TOPK_DB, nd ? nd : 1);
-    size_t kk = ET_MIN(k, nd ? nd : 1); /* heap capacity */
-    float *S = et_malloc_n((size_t)qb_max * db_max, sizeof(float), err);
-    float *hs = et_malloc_n((size_t)qb_max * kk, sizeof(float), err);
-    size_t *hix = et_malloc_n((size_t)qb_max * kk, sizeof(size_t), err);
-    size_t *cnt = et_malloc_n(qb_max, sizeof(size_t), err);
-    if (!S || !hs || !hix || !cnt) {
-        free(S); free(hs); free(hix); free(cnt);
-        return ET_ENOMEM;
-    }
-    for (size_t q0 = 0; q0 < nq; q0 += qb_max) {
-        size_t qb = ET_MIN(qb_max, nq - q0);
-        memset(cnt, 0, qb * sizeof(size_t));
-        for (size_t d0 = 0; d0 < nd; d0 += db_max) {
-            size_t db = ET_MIN(db_max, nd - d0);
-            /* S[qb, db] = Q[q0:q0+qb] @ D[d0:d0+db]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)db, (int)d, 1.0f,
-                        q + q0 * d, (int)d, docs + d0 * d, (int)d, 0.0f, S, (int)db);
-            topk_task t = {S, qb, db, d0, kk, hs, hix, cnt};
-            et_parallel(topk_block_task, &t);
-        }
-        for (size_t r = 0; r < qb; r++)
-            heap_emit(ranked + (q0 + r) * k, scores ? scores + (q0 + r) * k : NULL, hs + r * kk,
-                      hix + r * kk, cnt[r], k);
-    }
-    free(S); free(hs); free(hix); free(cnt);
-    return ET_OK;
+    et_topk_state *st = NULL;
+    rc = et_topk_begin(&st, q, nq, d, k, err);
+    if (!rc) rc = et_topk_feed(st, docs, nd, err);
+    if (!rc) rc = et_topk_end(st, ranked, scores, err);
+    et_topk_free(st);
+    return rc;
 }
 
 void et_l2_normalize(float *x, size_t n, size_t d) {

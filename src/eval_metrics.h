@@ -20,8 +20,9 @@
  * metrics at k only read the first min(k, depth) entries.
  *
  * Top-k: scores are dot products (L2-normalize rows first for cosine, see
- * et_l2_normalize); ties are broken by the lower corpus index first, so the
- * result does not depend on blocking or threads.
+ * et_l2_normalize); equal scores rank the lower corpus index first. Results
+ * are the same on every run and thread count (fixed block shapes; the GEMM
+ * splits the output, not the dot products, across threads).
  */
 #ifndef ET_EVAL_METRICS_H
 #define ET_EVAL_METRICS_H
@@ -64,22 +65,34 @@ int et_ir_first_ranks(size_t *first /* [nq] */, const size_t *ranked /* [nq, dep
 
 /* Exact top-k by dot product: ranked[i] = the k best documents of query i,
  * best first, scores[i] their scores (may be NULL). k > nd pads with SIZE_MAX
- * and -INFINITY. Streams over the corpus in blocks (OpenBLAS sgemm + a heap
+ * and -INFINITY. Streams over the corpus in blocks (GEMM + a selection buffer
  * per query, threaded with et_parallel): memory is O(block + nq * k).
  * ET_ENUMERIC if an input holds NaN or infinity; ET_EINVAL if k or d is 0. */
 int et_topk(const float *q /* [nq, d] */, size_t nq, const float *docs /* [nd, d] */, size_t nd,
             size_t d, size_t k, size_t *ranked /* [nq, k] */, float *scores /* [nq, k] or NULL */,
             et_error *err);
+/* The same, streaming: feed the corpus in blocks of any size (e.g. as it is
+ * embedded); documents are numbered in feeding order from 0. Memory is
+ * O(nq * k + one block). q stays borrowed until et_topk_free. */
+typedef struct et_topk_state et_topk_state;
+int et_topk_begin(et_topk_state **st, const float *q /* [nq, d] */, size_t nq, size_t d, size_t k,
+                  et_error *err);
+int et_topk_feed(et_topk_state *st, const float *docs /* [nd, d] */, size_t nd, et_error *err);
+/* Writes the result (the state stays valid: more documents may be fed). */
+int et_topk_end(et_topk_state *st, size_t *ranked /* [nq, k] */, float *scores /* [nq, k] or NULL */,
+                et_error *err);
+void et_topk_free(et_topk_state *st);
+
 /* Plain reference: every score in double, full sort. Same contract. */
 int et_topk_ref(const float *q /* [nq, d] */, size_t nq, const float *docs /* [nd, d] */, size_t nd,
                 size_t d, size_t k, size_t *ranked /* [nq, k] */, float *scores /* [nq, k] or NULL */,
                 et_error *err);
 
 /* Partial selection on one score row: the k best of scores[0..n) by (score
- * descending, index ascending), written best first into ranked and top (both
- * required). NaN counts as -infinity. k > n pads with SIZE_MAX / -INFINITY. */
-void et_topk_row(size_t *ranked /* [k] */, float *top /* [k] */, const float *scores /* [n] */,
-                 size_t n, size_t k);
+ * descending, index ascending), written best first into ranked and top (may
+ * be NULL). NaN counts as -infinity. k > n pads with SIZE_MAX / -INFINITY. */
+int et_topk_row(size_t *ranked /* [k] */, float *top /* [k] or NULL */, const float *scores /* [n] */,
+                size_t n, size_t k, et_error *err);
 
 /* Scales each row to unit L2 norm in place (rows of zeros stay zero). */
 void et_l2_normalize(float *x /* [n, d] */, size_t n, size_t d);

@@ -26,11 +26,47 @@
 #include "chunk.h"
 #include "chunks.h"
 #include "ingest.h"
+#include "json.h"
 
 void et_ingest_opts_default(et_ingest_opts *o) {
     memset(o, 0, sizeof(*o));
     o->chunk_size = ET_INGEST_CHUNK_SIZE;
     o->chunk_overlap = ET_INGEST_CHUNK_OVERLAP;
+}
+
+int et_ingest_model_limit(const char *dir, const et_tokenizer *tok, size_t *out, et_error *err) {
+    *out = 0;
+    size_t len = 0;
+    int rc = ET_OK;
+    static const char *const files[] = {"sentence_bert_config.json", "config.json", "tokenizer_config.json"};
+    static const char *const fields[] = {"max_seq_length", "max_position_embeddings", "model_max_length"};
+    for (size_t f = 0; f < 3 && !len && !rc; f++) {
+        char *path = et_path_join(dir, files[f], err);
+        if (!path) return ET_ENOMEM;
+        if (et_file_exists(path)) {
+            cJSON *j = NULL;
+            rc = et_json_load(&j, path, err);
+            double v = 0;
+            if (!rc) rc = et_json_opt_double(j, path, fields[f], &v, err);
+            if (!rc && v >= 1 && v <= 1e6) { /* tokenizer_config uses 1e30 for "none" */
+                len = (size_t)v;
+                const char *type = NULL;
+                if (f == 1 && !et_json_opt_str(j, path, "model_type", &type, NULL) && type &&
+                    (strstr(type, "roberta") || !strcmp(type, "camembert")) && len > 2)
+                    len -= 2; /* positions start after the padding index */
+            }
+            cJSON_Delete(j);
+        }
+        free(path);
+    }
+    if (rc) return rc;
+    size_t special = tok ? et_tokenizer_num_special(tok) : 0;
+    *out = len > special ? len - special : (len ? 1 : 0);
+    return ET_OK;
+}
+
+static int tok_count(void *ctx, const char *text, size_t n, size_t *out, et_error *err) {
+    return et_tokenizer_count((const et_tokenizer *)ctx, text, n, out, err);
 }
 
 const char *et_ingest_reason_name(size_t i) { return i < ET_SKIP_N ? et_skip_reason_str((int)i) : NULL; }
@@ -341,9 +377,8 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
             return et_err_set(err, ET_EINVAL, "chunk overlap (%zu) must be smaller than the chunk size (%zu)",
                               overlap, budget);
     }
-    if (n_paths == 0) return et_err_set(err, ET_EINVAL, "no input paths");
-    if (opts->tokenizer)
-        return et_err_set(err, ET_EUNSUPPORTED, "tokenizer-based counting is not available in this build");
+    if (n_paths == 0 || !paths) return et_err_set(err, ET_EINVAL, "no input paths");
+    if (!out_path || !*out_path) return et_err_set(err, ET_EINVAL, "no output path");
 
     walk w = {.o = opts, .st = st, .err = err};
     struct stat osb;
@@ -369,6 +404,7 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
         for (size_t i = 0; i < w.n; i++) g.bytes_total += w.v[i].size;
     }
     et_chunk_opts co = {.budget = budget, .overlap = overlap, .count = et_estimate_count};
+    if (opts->tokenizer) co.count = tok_count, co.count_ctx = (void *)opts->tokenizer;
     for (size_t i = 0; i < w.n && !rc; i++) {
         const src *s = &w.v[i];
         et_doc doc;

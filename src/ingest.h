@@ -109,7 +109,11 @@ typedef struct et_line {
  * dropped if they are page numbers ("7", "vii", "Page 3 of 9", "- 4 -"), or
  * if they repeat, digits ignored, in the same zone on at least 3 pages (on
  * half the pages, at least 2, of a document with fewer than 6 pages) and do
- * not span most (70%) of the page's text width. Returns the lines marked. */
+ * not span most (70%) of the page's text width. With a layout, a short top
+ * line in a running-header slot is dropped too: at the same height on at least a
+ * quarter of the pages (and 3), set apart from the body by 1.5 line heights,
+ * in a font no larger than the body's (this catches chapter headers that
+ * change every few pages; large slide titles stay). Returns the lines marked. */
 size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h);
 
 /* 1 if s is a page-number line ("12", "xiv", "Page 3", "3 of 10", "- 3 -"). */

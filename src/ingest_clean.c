@@ -360,11 +360,37 @@ static int in_zone(const et_line *l, size_t rank, size_t m, int top, float page_
     return 1;
 }
 
+/* Gap between l and the nearest line on its page toward the body (below a top
+ * line, above a bottom one), ignoring lines on the same baseline; INFINITY if
+ * there is none. */
+static float body_gap(const et_line *page, size_t n, const et_line *l, int top) {
+    float gap = INFINITY, h = l->y1 - l->y0;
+    for (size_t k = 0; k < n; k++) {
+        const et_line *o = &page[k];
+        if (o == l || o->y1 <= o->y0 || fabsf(o->y1 - l->y1) < 0.5f * h || line_blank(o)) continue;
+        float g = top ? o->y0 - l->y1 : l->y0 - o->y1;
+        if (g > -0.5f * h && g < gap) gap = g < 0 ? 0 : g;
+    }
+    return gap;
+}
+
 size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h) {
     et_strmap counts;
     et_strmap_init(&counts);
     size_t dropped = 0;
     char key[256];
+    /* body font size: the most common size, by characters */
+    float sizes[32], weight[32], body = 0, bw = -1;
+    size_t nsz = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lines[i].size <= 0 || lines[i].drop) continue;
+        size_t k = 0;
+        while (k < nsz && sizes[k] != lines[i].size) k++;
+        if (k == nsz && nsz < 32) sizes[nsz] = lines[i].size, weight[nsz++] = 0;
+        if (k < nsz) weight[k] += (float)lines[i].n;
+    }
+    for (size_t k = 0; k < nsz; k++)
+        if (weight[k] > bw) body = sizes[k], bw = weight[k];
     /* pass 1: count keys per zone, once per page; pass 2: mark */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t a = 0; a < n;) {
@@ -380,8 +406,8 @@ size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h
                 }
             }
             size_t rank = 0;
-            char seen[6][256];
-            size_t seen_len[6] = {0}, n_seen = 0;
+            char seen[12][256];
+            size_t seen_len[12] = {0}, n_seen = 0;
             for (size_t i = a; i < b; i++) {
                 et_line *l = &lines[i];
                 if (line_blank(l)) continue;
@@ -395,15 +421,39 @@ size_t et_clean_furniture(et_line *lines, size_t n, size_t n_pages, float page_h
                     }
                     /* a line spanning most of the text width is body text */
                     if (right > left && l->x1 - l->x0 > 0.7f * (right - left)) continue;
+                    int64_t c = 0;
+                    /* running-header slot: a short top line at the same height on many
+                     * pages (a quarter, at least 3), set apart from the body by a gap of
+                     * 1.5 line heights, not in a large font (slide titles are content).
+                     * Top only: at the bottom such lines are often footnotes. */
+                    if (top && page_h > 0 && l->y1 > l->y0 && (l->size <= 0 || l->size <= body + 0.5f) &&
+                        body_gap(lines + a, b - a, l, top) >= 1.5f * (l->y1 - l->y0)) {
+                        size_t kl = (size_t)snprintf(key, sizeof(key), "S%c%ld", top ? 'T' : 'B', lroundf(l->y0));
+                        if (pass == 0) {
+                            int dup = 0;
+                            for (size_t q = 0; q < n_seen; q++)
+                                if (seen_len[q] == kl && !memcmp(seen[q], key, kl)) dup = 1;
+                            if (!dup && n_seen < 6) {
+                                memcpy(seen[n_seen], key, kl);
+                                seen_len[n_seen++] = kl;
+                                et_strmap_get(&counts, key, kl, &c);
+                                if (et_strmap_put(&counts, key, kl, c + 1, NULL)) goto out;
+                            }
+                        } else if (et_strmap_get(&counts, key, kl, &c) && c >= 3 && (size_t)c * 4 >= n_pages) {
+                            if (!l->drop) dropped++;
+                            l->drop = 1;
+                            continue;
+                        }
+                    }
                     size_t kl = furniture_key(key, sizeof(key), top ? 'T' : 'B', l->s, l->n);
                     if (!kl) continue;
-                    int64_t c = 0;
+                    c = 0;
                     if (pass == 0) {
                         int dup = 0;
                         for (size_t q = 0; q < n_seen; q++)
                             if (seen_len[q] == kl && !memcmp(seen[q], key, kl)) dup = 1;
                         if (dup) continue;
-                        if (n_seen < 6) {
+                        if (n_seen < 12) {
                             memcpy(seen[n_seen], key, kl);
                             seen_len[n_seen++] = kl;
                         }

@@ -241,6 +241,71 @@ static void column_edges(const et_line *pl, size_t n, const et_line *L, float pa
     *right = hi;
 }
 
+static int cmp_line_y(const void *a, const void *b) {
+    const et_line *x = *(const et_line *const *)a, *y = *(const et_line *const *)b;
+    if (x->y1 != y->y1) return x->y1 < y->y1 ? -1 : 1;
+    if (x->x0 != y->x0) return x->x0 < y->x0 ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static size_t n_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t k = 0; k < n; k += utf8_len((unsigned char)s[k])) c++;
+    return c;
+}
+
+/* Appends code lines run[0..n) (one page, poppler order) to the open code
+ * block as rows: lines on one baseline are joined left to right, and blanks
+ * are rebuilt from x offsets in character widths (indentation relative to
+ * *block_x0, the block's left edge, which a new block resets). */
+static int code_rows(et_doc *doc, const et_line **run, size_t n, float *block_x0, int new_block, et_buf *tmp,
+                     et_error *err) {
+    int geo = 1;
+    float minx = INFINITY, cw = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (run[k]->x1 <= run[k]->x0) geo = 0;
+        minx = fminf(minx, run[k]->x0);
+        size_t nc = n_chars(run[k]->s, run[k]->n);
+        if (nc >= 3 && cw == 0) cw = (run[k]->x1 - run[k]->x0) / (float)nc;
+    }
+    if (geo) qsort(run, n, sizeof(*run), cmp_line_y); /* stable order: ties by address */
+    *block_x0 = new_block ? minx : fminf(*block_x0, minx);
+    int rc = ET_OK;
+    char pad[64];
+    memset(pad, ' ', sizeof(pad));
+    for (size_t k = 0; k < n && !rc;) {
+        size_t e = k + 1;
+        if (geo)
+            while (e < n && fabsf(run[e]->y1 - run[k]->y1) < 0.4f * (run[k]->y1 - run[k]->y0)) e++;
+        /* sort the row's cells by x (the run is sorted by y1, then x0) */
+        for (size_t a = k + 1; a < e; a++)
+            for (size_t b2 = a; b2 > k && run[b2 - 1]->x0 > run[b2]->x0; b2--) {
+                const et_line *t = run[b2];
+                run[b2] = run[b2 - 1];
+                run[b2 - 1] = t;
+            }
+        tmp->len = 0;
+        float at = *block_x0;
+        for (size_t c = k; c < e && !rc; c++) {
+            const et_line *L = run[c];
+            size_t b = 0;
+            while (b < L->n && (L->s[b] == ' ' || L->s[b] == '\t')) b++;
+            size_t sp = 0;
+            if (geo && cw > 0 && L->x0 > at) {
+                float q = (L->x0 - at) / cw + 0.5f;
+                sp = q > 60 ? 60 : (size_t)q;
+            }
+            if (c > k && sp == 0) sp = 1;
+            rc = et_buf_append(tmp, pad, sp, err);
+            if (!rc) rc = et_buf_append(tmp, L->s + b, L->n - b, err);
+            at = L->x1;
+        }
+        if (!rc) rc = et_doc_line(doc, tmp->data, tmp->len, err);
+        k = e;
+    }
+    return rc;
+}
+
 static int build_doc(et_doc *doc, page_out *pages, size_t n_pages, et_error *err) {
     /* body font size: the most common size by characters */
     float sizes[64], counts[64];
@@ -261,8 +326,7 @@ static int build_doc(et_doc *doc, page_out *pages, size_t n_pages, et_error *err
     int rc = ET_OK;
     const et_line *prev = NULL;
     float prev_right = 0, prev_left = 0, code_x0 = 0, item_x0 = 0;
-    char pad[41];
-    memset(pad, ' ', sizeof(pad));
+    const et_line *run[512];
     et_buf tmp = {0};
     for (size_t p = 0; p < n_pages && !rc; p++) {
         page_out *po = &pages[p];
@@ -294,24 +358,19 @@ static int build_doc(et_doc *doc, page_out *pages, size_t n_pages, et_error *err
                 if (!rc) rc = et_doc_line(doc, L->s + b, L->n - b, err);
             } else if (kind == ET_BLK_CODE) {
                 int cont = open_kind == ET_BLK_CODE && prev && (!same_page || gap < 1.5f * fs);
-                if (!cont) {
-                    rc = et_doc_begin(doc, ET_BLK_CODE, err);
-                    code_x0 = L->x0;
+                if (!cont) rc = et_doc_begin(doc, ET_BLK_CODE, err);
+                /* the run of code lines from here on this page, rebuilt as rows: poppler
+                 * emits a monospace table column by column, the rows are what a reader sees */
+                size_t j = i, nrun = 0;
+                while (j < po->n && (po->lines[j].drop || po->lines[j].mono >= 0.8f)) {
+                    if (!po->lines[j].drop) run[nrun++] = &po->lines[j];
+                    j++;
+                    if (nrun == ET_ARRAY_LEN(run)) break;
                 }
-                /* indentation from the x offset, in character widths */
-                size_t nch = 0;
-                for (size_t k = b; k < L->n; k += utf8_len((unsigned char)L->s[k])) nch++;
-                float cw = nch ? (L->x1 - L->x0) / (float)nch : 0;
-                size_t ind = 0;
-                if (geo && cw > 0 && L->x0 > code_x0) {
-                    float q = (L->x0 - code_x0) / cw + 0.5f;
-                    ind = q > 40 ? 40 : (size_t)q;
-                }
-                if (geo && L->x0 < code_x0) code_x0 = L->x0;
-                tmp.len = 0;
-                if (!rc) rc = et_buf_append(&tmp, pad, ind, err);
-                if (!rc) rc = et_buf_append(&tmp, L->s + b, L->n - b, err);
-                if (!rc) rc = et_doc_line(doc, tmp.data, tmp.len, err);
+                if (!rc) rc = code_rows(doc, run, nrun, &code_x0, !cont, &tmp, err);
+                i = j - 1;
+                L = run[nrun - 1];
+                if (geo) column_edges(po->lines, po->n, L, po->w, body, &left, &right);
             } else {
                 size_t mk = pdf_list_marker(L->s + b, L->n - b);
                 int brk = open_kind != ET_BLK_PARA && open_kind != ET_BLK_LIST;
@@ -390,12 +449,11 @@ int et_extract_pdf(et_doc *doc, const char *data, size_t n, const char *name, et
             if (err) *err = job.errs[t];
             et_err_prefix(err, "%s", name);
         }
-    size_t chars = 0, n_lines = 0, failed = 0;
+    size_t chars = 0, n_lines = 0;
     float page_h = 0;
     for (int p = 0; p < np; p++) {
         chars += pages[p].chars;
         n_lines += pages[p].n;
-        failed += (size_t)pages[p].failed;
         if (pages[p].h > page_h) page_h = pages[p].h;
         for (size_t i = 0; i < pages[p].n; i++) /* offsets -> pointers */
             pages[p].lines[i].s = (pages[p].text.data ? pages[p].text.data : "") + (uintptr_t)pages[p].lines[i].s;
@@ -443,6 +501,5 @@ int et_extract_pdf(et_doc *doc, const char *data, size_t n, const char *name, et
     }
     free(pages);
     g_bytes_unref(bytes);
-    (void)failed;
     return rc;
 }

@@ -278,21 +278,51 @@ typedef struct {
     size_t N, OC;
 } colsum_task;
 
+/* acc[j] += sum_n x[n * ld + j] for j < w (rows in order). */
+static void colsum_block_scalar(float *acc, const float *x, size_t ld, size_t N, size_t w) {
+    for (size_t n = 0; n < N; n++)
+        for (size_t j = 0; j < w; j++) acc[j] += x[n * ld + j];
+}
+
+#if ET_X86
+/* 64 columns in 8 registers over all rows; w <= 64. */
+ET_AVX2 static void colsum_block_avx2(float *acc, const float *x, size_t ld, size_t N, size_t w) {
+    if (w % 8) {
+        colsum_block_scalar(acc, x, ld, N, w);
+        return;
+    }
+    size_t nv = w / 8;
+    __m256 a[8];
+    for (size_t u = 0; u < nv; u++) a[u] = _mm256_loadu_ps(acc + 8 * u);
+    for (size_t n = 0; n < N; n++) {
+        const float *r = x + n * ld;
+        for (size_t u = 0; u < nv; u++) a[u] = _mm256_add_ps(a[u], _mm256_loadu_ps(r + 8 * u));
+    }
+    for (size_t u = 0; u < nv; u++) _mm256_storeu_ps(acc + 8 * u, a[u]);
+}
+#endif
+
+static void colsum_block(float *acc, const float *x, size_t ld, size_t N, size_t w) {
+#if ET_X86
+    if (have_avx2()) {
+        colsum_block_avx2(acc, x, ld, N, w);
+        return;
+    }
+#endif
+    colsum_block_scalar(acc, x, ld, N, w);
+}
+
 /* db[o] += sum_n dout[n, o], threads split the columns; rows summed in order. */
 static void colsum_run(void *p, int ith, int nth) {
     colsum_task *t = p;
     long lo, hi;
     et_split((long)((t->OC + 7) / 8), ith, nth, &lo, &hi);
     size_t c0 = (size_t)lo * 8, c1 = ET_MIN((size_t)hi * 8, t->OC);
-    if (c0 >= c1) return;
-    float acc[256];
-    for (size_t cb = c0; cb < c1; cb += 256) {
-        size_t ce = ET_MIN(cb + 256, c1), w = ce - cb;
-        memset(acc, 0, w * sizeof(float));
-        for (size_t n = 0; n < t->N; n++) {
-            const float *r = t->dout + n * t->OC + cb;
-            for (size_t j = 0; j < w; j++) acc[j] += r[j];
-        }
+    float acc[64];
+    for (size_t cb = c0; cb < c1; cb += 64) {
+        size_t w = ET_MIN((size_t)64, c1 - cb);
+        memset(acc, 0, sizeof acc);
+        colsum_block(acc, t->dout + cb, t->OC, t->N, w);
         for (size_t j = 0; j < w; j++) t->db[cb + j] += acc[j];
     }
 }
@@ -392,6 +422,27 @@ ET_AVX2 static void lnb_row_avx2(float *dx, const float *g, const float *x, floa
 }
 #endif
 
+#if ET_X86
+/* aw[j] += sum_n g[n,j] xhat[n,j], ab[j] += sum_n g[n,j] for j < w (w % 8 == 0, w <= 32). */
+ET_AVX2 static void lnb_cols_avx2(float *aw, float *ab, const float *g, const float *x, const float *mean,
+                                  const float *rstd, size_t N, size_t ld, size_t w) {
+    size_t nv = w / 8;
+    __m256 vw[4], vb[4];
+    for (size_t u = 0; u < nv; u++) vw[u] = _mm256_loadu_ps(aw + 8 * u), vb[u] = _mm256_loadu_ps(ab + 8 * u);
+    for (size_t n = 0; n < N; n++) {
+        __m256 m = _mm256_set1_ps(mean[n]), s = _mm256_set1_ps(rstd[n]);
+        const float *gr = g + n * ld, *xr = x + n * ld;
+        for (size_t u = 0; u < nv; u++) {
+            __m256 gv = _mm256_loadu_ps(gr + 8 * u);
+            __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + 8 * u), m), s);
+            vw[u] = _mm256_fmadd_ps(gv, xh, vw[u]);
+            vb[u] = _mm256_add_ps(vb[u], gv);
+        }
+    }
+    for (size_t u = 0; u < nv; u++) _mm256_storeu_ps(aw + 8 * u, vw[u]), _mm256_storeu_ps(ab + 8 * u, vb[u]);
+}
+#endif
+
 /* Each thread: its share of rows for dinp, then its share of channels for dw/db. */
 static void lnb_run(void *p, int ith, int nth) {
     lnb_task *t = p;
@@ -410,19 +461,24 @@ static void lnb_run(void *p, int ith, int nth) {
     if (!t->dw && !t->db) return;
     et_split((long)((C + 7) / 8), ith, nth, &lo, &hi);
     size_t c0 = (size_t)lo * 8, c1 = ET_MIN((size_t)hi * 8, C);
-    float aw[64], ab[64];
-    for (size_t cb = c0; cb < c1; cb += 64) {
-        size_t ce = ET_MIN(cb + 64, c1), wd = ce - cb;
+    float aw[32], ab[32];
+    for (size_t cb = c0; cb < c1; cb += 32) {
+        size_t wd = ET_MIN((size_t)32, c1 - cb);
         memset(aw, 0, sizeof aw);
         memset(ab, 0, sizeof ab);
-        for (size_t n = 0; n < t->N; n++) {
-            const float *x = t->inp + n * C + cb, *g = t->dout + n * C + cb;
-            float m = t->mean[n], s = t->rstd[n];
-            for (size_t j = 0; j < wd; j++) {
-                aw[j] += g[j] * ((x[j] - m) * s);
-                ab[j] += g[j];
+#if ET_X86
+        if (have_avx2() && wd % 8 == 0)
+            lnb_cols_avx2(aw, ab, t->dout + cb, t->inp + cb, t->mean, t->rstd, t->N, C, wd);
+        else
+#endif
+            for (size_t n = 0; n < t->N; n++) {
+                const float *x = t->inp + n * C + cb, *g = t->dout + n * C + cb;
+                float m = t->mean[n], s = t->rstd[n];
+                for (size_t j = 0; j < wd; j++) {
+                    aw[j] += g[j] * ((x[j] - m) * s);
+                    ab[j] += g[j];
+                }
             }
-        }
         for (size_t j = 0; j < wd; j++) {
             if (t->dw) t->dw[cb + j] += aw[j];
             if (t->db) t->db[cb + j] += ab[j];
@@ -682,6 +738,12 @@ void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, co
 }
 
 /* ---- fast attention: one (sequence, head) pair per work item ------------------------------- */
+/* Per (sequence b, head h) with T tokens, in per-thread scratch: contiguous
+ * copies Q, K, V, dO [T, HS] and transposes KT, VT [HS, T], so that every
+ * product is one call of gemm_small, a register-blocked kernel for these
+ * small shapes (2 rows x 32 columns per block). The forward and backward
+ * passes compute the scores S = Q KT with the same kernel on the same data,
+ * so backward rebuilds exactly the forward's probabilities from lse. */
 
 typedef struct {
     float *out, *lse, *dqkv;
@@ -693,138 +755,214 @@ typedef struct {
     size_t per_thread;
 } at_task;
 
-/* s[j] = scale * q . k_j for j < T, from kt [HS, T] (k transposed). */
-static void scores_scalar(float *s, const float *q, const float *kt, size_t T, size_t HS, float scale) {
-    for (size_t j = 0; j < T; j++) s[j] = 0.0f;
-    for (size_t d = 0; d < HS; d++) {
-        float qd = q[d] * scale;
-        const float *k = kt + d * T;
-        for (size_t j = 0; j < T; j++) s[j] += qd * k[j];
-    }
-}
-
 #if ET_X86
-ET_AVX2 static void scores_avx2(float *s, const float *q, const float *kt, size_t T, size_t HS,
-                                float scale) {
-    size_t j = 0;
-    /* 32 columns at a time in registers, over all of d */
-    for (; j + 32 <= T; j += 32) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t d = 0; d < HS; d++) {
-            __m256 qd = _mm256_set1_ps(q[d] * scale);
-            const float *k = kt + d * T + j;
-            a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k), a0);
-            a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8), a1);
-            a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 16), a2);
-            a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 24), a3);
-        }
-        _mm256_storeu_ps(s + j, a0);
-        _mm256_storeu_ps(s + j + 8, a1);
-        _mm256_storeu_ps(s + j + 16, a2);
-        _mm256_storeu_ps(s + j + 24, a3);
-    }
-    for (; j + 8 <= T; j += 8) {
-        __m256 a0 = _mm256_setzero_ps();
-        for (size_t d = 0; d < HS; d++)
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[d] * scale), _mm256_loadu_ps(kt + d * T + j), a0);
-        _mm256_storeu_ps(s + j, a0);
-    }
-    for (; j < T; j++) {
-        float a = 0.0f;
-        for (size_t d = 0; d < HS; d++) a += q[d] * scale * kt[d * T + j];
-        s[j] = a;
-    }
-}
-
-/* p[j] = exp(s[j] - m); returns the sum. */
-ET_AVX2 static float exp_sum_avx2(float *p, const float *s, float m, size_t T) {
-    __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+/* s[j] = exp(s[j] * scale - mx); returns the sum. */
+ET_AVX2 static float softmax_exp_avx2(float *s, size_t T, float scale, float mx) {
+    __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
     size_t j = 0;
     for (; j + 8 <= T; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-        _mm256_storeu_ps(p + j, e);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), vs), vm));
+        _mm256_storeu_ps(s + j, e);
         acc = _mm256_add_ps(acc, e);
     }
     float sum = hsum8(acc);
-    for (; j < T; j++) sum += (p[j] = expf(s[j] - m));
+    for (; j < T; j++) sum += (s[j] = expf(s[j] * scale - mx));
     return sum;
 }
 
-/* o[d] = sum_j p[j] v_j[d], v rows at stride vs. */
-ET_AVX2 static void pv_avx2(float *o, const float *p, const float *v, size_t vs, size_t T, size_t HS) {
-    size_t d = 0;
-    for (; d + 32 <= HS; d += 32) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t j = 0; j < T; j++) {
-            __m256 pj = _mm256_set1_ps(p[j]);
-            const float *vr = v + j * vs + d;
-            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr), a0);
-            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8), a1);
-            a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 16), a2);
-            a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 24), a3);
+ET_AVX2 static void attn_bwd_row_avx2(float *s, float *dp, const float *m, float lse, float D, size_t T,
+                                      float scale) {
+    __m256 vs = _mm256_set1_ps(scale), vl = _mm256_set1_ps(lse), vd = _mm256_set1_ps(D);
+    size_t j = 0;
+    for (; j + 8 <= T; j += 8) {
+        __m256 p = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), vs), vl));
+        __m256 mj = m ? _mm256_loadu_ps(m + j) : _mm256_set1_ps(1.0f);
+        __m256 g = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(dp + j), mj), vd);
+        _mm256_storeu_ps(s + j, _mm256_mul_ps(vs, _mm256_mul_ps(p, g)));
+        _mm256_storeu_ps(dp + j, _mm256_mul_ps(p, mj));
+    }
+    for (; j < T; j++) {
+        float p = expf(s[j] * scale - lse), mj = m ? m[j] : 1.0f;
+        s[j] = scale * (p * (dp[j] * mj - D));
+        dp[j] = p * mj;
+    }
+}
+#endif
+
+/* out[M, Nc] (row stride ldo) += A[M, K] @ B[K, Nc] (row stride ldb), where
+ * A(m, k) = A[m * sm + k * sk] (sm, sk = lda, 1 for A, 1, lda for A^T). */
+static void gemm_small_scalar(float *out, size_t ldo, const float *A, size_t sm, size_t sk, const float *B,
+                              size_t ldb, size_t M, size_t K, size_t Nc) {
+    for (size_t m = 0; m < M; m++)
+        for (size_t k = 0; k < K; k++) {
+            float a = A[m * sm + k * sk];
+            for (size_t n = 0; n < Nc; n++) out[m * ldo + n] += a * B[k * ldb + n];
         }
-        _mm256_storeu_ps(o + d, a0);
-        _mm256_storeu_ps(o + d + 8, a1);
-        _mm256_storeu_ps(o + d + 16, a2);
-        _mm256_storeu_ps(o + d + 24, a3);
+}
+
+#if ET_X86
+ET_AVX2 static void gemm_small_avx2(float *out, size_t ldo, const float *A, size_t sm, size_t sk,
+                                    const float *B, size_t ldb, size_t M, size_t K, size_t Nc) {
+    size_t n = 0;
+    for (; n + 32 <= Nc; n += 32) {
+        size_t m = 0;
+        for (; m + 2 <= M; m += 2) {
+            float *o0 = out + m * ldo + n, *o1 = o0 + ldo;
+            __m256 c00 = _mm256_loadu_ps(o0), c01 = _mm256_loadu_ps(o0 + 8), c02 = _mm256_loadu_ps(o0 + 16),
+                   c03 = _mm256_loadu_ps(o0 + 24);
+            __m256 c10 = _mm256_loadu_ps(o1), c11 = _mm256_loadu_ps(o1 + 8), c12 = _mm256_loadu_ps(o1 + 16),
+                   c13 = _mm256_loadu_ps(o1 + 24);
+            const float *a0 = A + m * sm, *a1 = a0 + sm, *b = B + n;
+            for (size_t k = 0; k < K; k++, a0 += sk, a1 += sk, b += ldb) {
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), b2 = _mm256_loadu_ps(b + 16),
+                       b3 = _mm256_loadu_ps(b + 24);
+                __m256 x = _mm256_broadcast_ss(a0);
+                c00 = _mm256_fmadd_ps(x, b0, c00);
+                c01 = _mm256_fmadd_ps(x, b1, c01);
+                c02 = _mm256_fmadd_ps(x, b2, c02);
+                c03 = _mm256_fmadd_ps(x, b3, c03);
+                x = _mm256_broadcast_ss(a1);
+                c10 = _mm256_fmadd_ps(x, b0, c10);
+                c11 = _mm256_fmadd_ps(x, b1, c11);
+                c12 = _mm256_fmadd_ps(x, b2, c12);
+                c13 = _mm256_fmadd_ps(x, b3, c13);
+            }
+            _mm256_storeu_ps(o0, c00), _mm256_storeu_ps(o0 + 8, c01), _mm256_storeu_ps(o0 + 16, c02),
+                _mm256_storeu_ps(o0 + 24, c03);
+            _mm256_storeu_ps(o1, c10), _mm256_storeu_ps(o1 + 8, c11), _mm256_storeu_ps(o1 + 16, c12),
+                _mm256_storeu_ps(o1 + 24, c13);
+        }
+        for (; m < M; m++) {
+            float *o0 = out + m * ldo + n;
+            __m256 c00 = _mm256_loadu_ps(o0), c01 = _mm256_loadu_ps(o0 + 8), c02 = _mm256_loadu_ps(o0 + 16),
+                   c03 = _mm256_loadu_ps(o0 + 24);
+            const float *a0 = A + m * sm, *b = B + n;
+            for (size_t k = 0; k < K; k++, a0 += sk, b += ldb) {
+                __m256 x = _mm256_broadcast_ss(a0);
+                c00 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), c00);
+                c01 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 8), c01);
+                c02 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 16), c02);
+                c03 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 24), c03);
+            }
+            _mm256_storeu_ps(o0, c00), _mm256_storeu_ps(o0 + 8, c01), _mm256_storeu_ps(o0 + 16, c02),
+                _mm256_storeu_ps(o0 + 24, c03);
+        }
     }
-    for (; d + 8 <= HS; d += 8) {
-        __m256 a0 = _mm256_setzero_ps();
+    for (; n + 8 <= Nc; n += 8) {
+        size_t m = 0;
+        for (; m + 4 <= M; m += 4) {
+            float *o = out + m * ldo + n;
+            __m256 c0 = _mm256_loadu_ps(o), c1 = _mm256_loadu_ps(o + ldo), c2 = _mm256_loadu_ps(o + 2 * ldo),
+                   c3 = _mm256_loadu_ps(o + 3 * ldo);
+            const float *a = A + m * sm, *b = B + n;
+            for (size_t k = 0; k < K; k++, a += sk, b += ldb) {
+                __m256 bv = _mm256_loadu_ps(b);
+                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), bv, c0);
+                c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + sm), bv, c1);
+                c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * sm), bv, c2);
+                c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * sm), bv, c3);
+            }
+            _mm256_storeu_ps(o, c0), _mm256_storeu_ps(o + ldo, c1), _mm256_storeu_ps(o + 2 * ldo, c2),
+                _mm256_storeu_ps(o + 3 * ldo, c3);
+        }
+        for (; m < M; m++) {
+            float *o = out + m * ldo + n;
+            __m256 c0 = _mm256_loadu_ps(o);
+            const float *a = A + m * sm, *b = B + n;
+            for (size_t k = 0; k < K; k++, a += sk, b += ldb)
+                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), _mm256_loadu_ps(b), c0);
+            _mm256_storeu_ps(o, c0);
+        }
+    }
+    if (n < Nc) gemm_small_scalar(out + n, ldo, A, sm, sk, B + n, ldb, M, K, Nc - n);
+}
+#endif
+
+static void gemm_small(float *out, size_t ldo, const float *A, size_t sm, size_t sk, const float *B, size_t ldb,
+                       size_t M, size_t K, size_t Nc) {
+#if ET_X86
+    if (have_avx2()) {
+        gemm_small_avx2(out, ldo, A, sm, sk, B, ldb, M, K, Nc);
+        return;
+    }
+#endif
+    gemm_small_scalar(out, ldo, A, sm, sk, B, ldb, M, K, Nc);
+}
+
+/* y[i] += x[i], and the dot product of x and y. */
+#if ET_X86
+ET_AVX2 static void vadd_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] += x[i];
+}
+
+ET_AVX2 static float vdot_avx2(const float *x, const float *y, size_t n) {
+    __m256 a = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a);
+    float s = hsum8(a);
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+#endif
+
+static void vadd(float *y, const float *x, size_t n) {
+#if ET_X86
+    if (have_avx2()) {
+        vadd_avx2(y, x, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static float vdot(const float *x, const float *y, size_t n) {
+#if ET_X86
+    if (have_avx2()) return vdot_avx2(x, y, n);
+#endif
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* Softmax of row s [T] scaled by `scale`, in place into probabilities;
+ * returns the log-normalizer lse = max + log(sum exp(scale s - max)). */
+static float softmax_row(float *s, size_t T, float scale) {
+    float mx = -INFINITY;
+    for (size_t j = 0; j < T; j++) mx = s[j] > mx ? s[j] : mx;
+    mx *= scale; /* fl(scale * max s) == max fl(scale * s_j): rounding is monotonic */
+    float sum;
+#if ET_X86
+    if (have_avx2()) sum = softmax_exp_avx2(s, T, scale, mx);
+    else
+#endif
+    {
+        sum = 0.0f;
+        for (size_t j = 0; j < T; j++) sum += (s[j] = expf(s[j] * scale - mx));
+    }
+    float inv = 1.0f / sum;
+    for (size_t j = 0; j < T; j++) s[j] *= inv;
+    return mx + logf(sum);
+}
+
+/* Copies head h of rows [T] of qkv (stride C3) at column offset off into
+ * dst [T, HS] and, when dt != NULL, its transpose dt [HS, T]. */
+static void gather_head(float *dst, float *dt, const float *src, size_t stride, size_t T, size_t HS) {
+    for (size_t j = 0; j < T; j++) memcpy(dst + j * HS, src + j * stride, HS * sizeof(float));
+    if (dt)
         for (size_t j = 0; j < T; j++)
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * vs + d), a0);
-        _mm256_storeu_ps(o + d, a0);
-    }
-    for (; d < HS; d++) {
-        float a = 0.0f;
-        for (size_t j = 0; j < T; j++) a += p[j] * v[j * vs + d];
-        o[d] = a;
-    }
-}
-#endif
-
-static void scores(float *s, const float *q, const float *kt, size_t T, size_t HS, float scale) {
-#if ET_X86
-    if (have_avx2()) {
-        scores_avx2(s, q, kt, T, HS, scale);
-        return;
-    }
-#endif
-    scores_scalar(s, q, kt, T, HS, scale);
-}
-
-static float exp_sum(float *p, const float *s, float m, size_t T) {
-#if ET_X86
-    if (have_avx2()) return exp_sum_avx2(p, s, m, T);
-#endif
-    float sum = 0.0f;
-    for (size_t j = 0; j < T; j++) sum += (p[j] = expf(s[j] - m));
-    return sum;
-}
-
-static void pv(float *o, const float *p, const float *v, size_t vs, size_t T, size_t HS) {
-#if ET_X86
-    if (have_avx2()) {
-        pv_avx2(o, p, v, vs, T, HS);
-        return;
-    }
-#endif
-    for (size_t d = 0; d < HS; d++) o[d] = 0.0f;
-    for (size_t j = 0; j < T; j++)
-        for (size_t d = 0; d < HS; d++) o[d] += p[j] * v[j * vs + d];
-}
-
-/* Copies head h's k (or v) columns of rows o0..o0+T-1 transposed into kt [HS, T]. */
-static void gather_t(float *kt, const float *base, size_t stride, size_t T, size_t HS) {
-    for (size_t j = 0; j < T; j++)
-        for (size_t d = 0; d < HS; d++) kt[d * T + j] = base[j * stride + d];
+            for (size_t d = 0; d < HS; d++) dt[d * T + j] = dst[j * HS + d];
 }
 
 static void atf_run(void *ctx, int ith, int nth) {
     at_task *t = ctx;
-    size_t C = t->C, NH = t->NH, HS = C / NH, C3 = 3 * C, N = t->offs[t->B];
+    size_t C = t->C, NH = t->NH, HS = C / NH, C3 = 3 * C, N = t->offs[t->B], Tm = t->Tmax;
     float scale = 1.0f / sqrtf((float)HS);
-    float *kt = t->scratch + (size_t)ith * t->per_thread; /* [HS, Tmax] */
-    float *s = kt + HS * t->Tmax, *m = s + t->Tmax;       /* [Tmax] each */
+    float *Q = t->scratch + (size_t)ith * t->per_thread;   /* [Tm, HS] */
+    float *V = Q + Tm * HS, *O = V + Tm * HS;               /* [Tm, HS] */
+    float *KT = O + Tm * HS;                                /* [HS, Tm] */
+    float *S = KT + HS * Tm, *m = S + Tm * Tm;              /* [Tm, Tm], [Tm] */
     int dr = drop_on(t->drop);
     float dscale = dr ? drop_scale(t->drop) : 1.0f;
     long lo, hi;
@@ -832,22 +970,23 @@ static void atf_run(void *ctx, int ith, int nth) {
     for (long bh = lo; bh < hi; bh++) {
         size_t b = (size_t)bh / NH, h = (size_t)bh % NH;
         size_t o0 = t->offs[b], T = t->offs[b + 1] - o0;
-        const float *base = t->qkv + o0 * C3;
-        gather_t(kt, base + C + h * HS, C3, T, HS);
+        const float *base = t->qkv + o0 * C3 + h * HS;
+        gather_head(Q, NULL, base, C3, T, HS);
+        gather_head(O, KT, base + C, C3, T, HS); /* O holds K for the transpose */
+        gather_head(V, NULL, base + 2 * C, C3, T, HS);
+        memset(S, 0, T * T * sizeof(float));
+        gemm_small(S, T, Q, HS, 1, KT, T, T, HS, T);
         for (size_t i = 0; i < T; i++) {
-            scores(s, base + i * C3 + h * HS, kt, T, HS, scale);
-            float mx = -INFINITY;
-            for (size_t j = 0; j < T; j++) mx = s[j] > mx ? s[j] : mx;
-            float sum = exp_sum(s, s, mx, T), inv = 1.0f / sum;
-            t->lse[h * N + o0 + i] = mx + logf(sum);
+            float *p = S + i * T;
+            t->lse[h * N + o0 + i] = softmax_row(p, T, scale);
             if (dr) {
                 drop_mask(m, drop_row(t->drop, ((uint64_t)b * NH + h) * 65536 + i), 0, T, dscale);
-                for (size_t j = 0; j < T; j++) s[j] = s[j] * inv * m[j];
-            } else {
-                for (size_t j = 0; j < T; j++) s[j] *= inv;
+                for (size_t j = 0; j < T; j++) p[j] *= m[j];
             }
-            pv(t->out + (o0 + i) * C + h * HS, s, base + 2 * C + h * HS, C3, T, HS);
         }
+        memset(O, 0, T * HS * sizeof(float));
+        gemm_small(O, HS, S, T, 1, V, HS, T, T, HS);
+        for (size_t i = 0; i < T; i++) memcpy(t->out + (o0 + i) * C + h * HS, O + i * HS, HS * sizeof(float));
     }
 }
 
@@ -859,10 +998,12 @@ static size_t seq_max(const size_t *offs, size_t B) {
 
 void attention_forward_train(float *out, float *lse, const float *qkv, const size_t *offs, size_t B,
                              size_t C, size_t NH, const et_dropout *drop) {
-    size_t Tmax = seq_max(offs, B), HS = C / NH;
+    size_t Tmax = seq_max(offs, B), HS = C / NH, per;
     int nth = et_get_threads();
-    size_t per = (HS + 2) * Tmax + 16;
-    float *scratch = use_ref() ? NULL : malloc((size_t)nth * per * sizeof(float));
+    float *scratch = NULL;
+    /* per thread: Q, V, O, KT [T, HS] each, S [T, T], mask [T] */
+    if (!use_ref() && et_size_mul(Tmax, 4 * HS + Tmax + 1, &per) && et_size_add(per, 16, &per))
+        scratch = et_malloc_n((size_t)nth, per * sizeof(float), NULL);
     if (!scratch) {
         attention_forward_train_ref(out, lse, qkv, offs, B, C, NH, drop);
         return;
@@ -872,68 +1013,32 @@ void attention_forward_train(float *out, float *lse, const float *qkv, const siz
     free(scratch);
 }
 
-/* Backward of one query row i of one head, given p [T] = P[i, :], dpd [T] =
- * dO_i . v_j, the dropout multipliers m [T] (or NULL), and D = dO_i . O_i:
- *   ds_j = p_j (dpd_j m_j - D);  dq_i += scale sum_j ds_j k_j;
- *   dk_j += scale ds_j q_i;       dv_j += p_j m_j dO_i.
- * k, dk, dv are [T, HS] contiguous. */
-static void atb_row_scalar(float *dq, float *dk, float *dv, const float *p, const float *dpd,
-                           const float *m, float D, const float *q, const float *dO,
-                           const float *k, size_t T, size_t HS, float scale) {
-    for (size_t j = 0; j < T; j++) {
-        float mj = m ? m[j] : 1.0f;
-        float ds = p[j] * (dpd[j] * mj - D) * scale, pd = p[j] * mj;
-        for (size_t d = 0; d < HS; d++) {
-            dq[d] += ds * k[j * HS + d];
-            dk[j * HS + d] += ds * q[d];
-            dv[j * HS + d] += pd * dO[d];
-        }
-    }
-}
-
+/* One row of the backward: s [T] holds the scores (unscaled) and becomes dS
+ * (scaled by `scale`, the factor of the score gradient); dp [T] holds
+ * dO_i . v_j and becomes Pd = P * mask. m [T] = mask * 1/(1-p) or NULL. */
+static void attn_bwd_row(float *s, float *dp, const float *m, float lse, float D, size_t T, float scale) {
 #if ET_X86
-ET_AVX2 static void atb_row_avx2(float *dq, float *dk, float *dv, const float *p, const float *dpd,
-                                 const float *m, float D, const float *q, const float *dO,
-                                 const float *k, size_t T, size_t HS, float scale) {
-    if (HS % 8) {
-        atb_row_scalar(dq, dk, dv, p, dpd, m, D, q, dO, k, T, HS, scale);
+    if (have_avx2()) {
+        attn_bwd_row_avx2(s, dp, m, lse, D, T, scale);
         return;
     }
-    for (size_t d0 = 0; d0 < HS; d0 += 32) {
-        size_t nd = ET_MIN((size_t)32, HS - d0) / 8;
-        __m256 vq[4], vo[4], aq[4];
-        for (size_t u = 0; u < nd; u++) {
-            vq[u] = _mm256_loadu_ps(q + d0 + 8 * u);
-            vo[u] = _mm256_loadu_ps(dO + d0 + 8 * u);
-            aq[u] = _mm256_loadu_ps(dq + d0 + 8 * u);
-        }
-        for (size_t j = 0; j < T; j++) {
-            float mj = m ? m[j] : 1.0f;
-            __m256 ds = _mm256_set1_ps(p[j] * (dpd[j] * mj - D) * scale);
-            __m256 pd = _mm256_set1_ps(p[j] * mj);
-            const float *kr = k + j * HS + d0;
-            float *dkr = dk + j * HS + d0, *dvr = dv + j * HS + d0;
-            for (size_t u = 0; u < nd; u++) {
-                aq[u] = _mm256_fmadd_ps(ds, _mm256_loadu_ps(kr + 8 * u), aq[u]);
-                _mm256_storeu_ps(dkr + 8 * u, _mm256_fmadd_ps(ds, vq[u], _mm256_loadu_ps(dkr + 8 * u)));
-                _mm256_storeu_ps(dvr + 8 * u, _mm256_fmadd_ps(pd, vo[u], _mm256_loadu_ps(dvr + 8 * u)));
-            }
-        }
-        for (size_t u = 0; u < nd; u++) _mm256_storeu_ps(dq + d0 + 8 * u, aq[u]);
+#endif
+    for (size_t j = 0; j < T; j++) {
+        float p = expf(s[j] * scale - lse), mj = m ? m[j] : 1.0f;
+        s[j] = scale * (p * (dp[j] * mj - D));
+        dp[j] = p * mj;
     }
 }
-#endif
 
 static void atb_run(void *ctx, int ith, int nth) {
     at_task *t = ctx;
     size_t C = t->C, NH = t->NH, HS = C / NH, C3 = 3 * C, N = t->offs[t->B], Tm = t->Tmax;
     float scale = 1.0f / sqrtf((float)HS);
-    float *kt = t->scratch + (size_t)ith * t->per_thread; /* [HS, Tm] */
-    float *vt = kt + HS * Tm;                              /* [HS, Tm] */
-    float *k = vt + HS * Tm;                               /* [Tm, HS] */
-    float *dk = k + HS * Tm, *dv = dk + HS * Tm;           /* [Tm, HS] */
-    float *p = dv + HS * Tm, *dpd = p + Tm, *m = dpd + Tm; /* [Tm] */
-    float *dq = m + Tm;                                    /* [HS] */
+    size_t th = Tm * HS;
+    float *Q = t->scratch + (size_t)ith * t->per_thread;       /* [Tm, HS] each: */
+    float *K = Q + th, *V = K + th, *dO = V + th, *dQ = dO + th, *dK = dQ + th, *dV = dK + th;
+    float *KT = dV + th, *VT = KT + th;                        /* [HS, Tm] */
+    float *S = VT + th, *P = S + Tm * Tm, *m = P + Tm * Tm;    /* [Tm, Tm] x 2, [Tm] */
     int dr = drop_on(t->drop);
     float dscale = dr ? drop_scale(t->drop) : 1.0f;
     long lo, hi;
@@ -941,37 +1046,29 @@ static void atb_run(void *ctx, int ith, int nth) {
     for (long bh = lo; bh < hi; bh++) {
         size_t b = (size_t)bh / NH, h = (size_t)bh % NH;
         size_t o0 = t->offs[b], T = t->offs[b + 1] - o0;
-        const float *base = t->qkv + o0 * C3;
-        gather_t(kt, base + C + h * HS, C3, T, HS);
-        gather_t(vt, base + 2 * C + h * HS, C3, T, HS);
-        for (size_t j = 0; j < T; j++) memcpy(k + j * HS, base + j * C3 + C + h * HS, HS * sizeof(float));
-        memset(dk, 0, T * HS * sizeof(float));
-        memset(dv, 0, T * HS * sizeof(float));
+        const float *base = t->qkv + o0 * C3 + h * HS;
+        gather_head(Q, NULL, base, C3, T, HS);
+        gather_head(K, KT, base + C, C3, T, HS);
+        gather_head(V, VT, base + 2 * C, C3, T, HS);
+        gather_head(dO, NULL, t->dout + o0 * C + h * HS, C, T, HS);
+        memset(S, 0, T * T * sizeof(float));
+        memset(P, 0, T * T * sizeof(float));
+        gemm_small(S, T, Q, HS, 1, KT, T, T, HS, T);  /* scores */
+        gemm_small(P, T, dO, HS, 1, VT, T, T, HS, T); /* dO v_j */
         for (size_t i = 0; i < T; i++) {
-            const float *q = base + i * C3 + h * HS;
-            const float *dO = t->dout + (o0 + i) * C + h * HS;
-            const float *O = t->fout + (o0 + i) * C + h * HS;
-            float D = 0.0f;
-            for (size_t d = 0; d < HS; d++) D += dO[d] * O[d];
-            scores(dpd, q, kt, T, HS, scale);
-            exp_sum(p, dpd, t->flse[h * N + o0 + i], T);
-            scores(dpd, dO, vt, T, HS, 1.0f);
+            float D = vdot(dO + i * HS, t->fout + (o0 + i) * C + h * HS, HS);
             if (dr) drop_mask(m, drop_row(t->drop, ((uint64_t)b * NH + h) * 65536 + i), 0, T, dscale);
-            memset(dq, 0, HS * sizeof(float));
-#if ET_X86
-            if (have_avx2()) atb_row_avx2(dq, dk, dv, p, dpd, dr ? m : NULL, D, q, dO, k, T, HS, scale);
-            else
-#endif
-                atb_row_scalar(dq, dk, dv, p, dpd, dr ? m : NULL, D, q, dO, k, T, HS, scale);
-            float *g = t->dqkv + (o0 + i) * C3 + h * HS;
-            for (size_t d = 0; d < HS; d++) g[d] += dq[d];
+            attn_bwd_row(S + i * T, P + i * T, dr ? m : NULL, t->flse[h * N + o0 + i], D, T, scale);
         }
-        for (size_t j = 0; j < T; j++) {
-            float *gk = t->dqkv + (o0 + j) * C3 + C + h * HS, *gv = gk + C;
-            for (size_t d = 0; d < HS; d++) {
-                gk[d] += dk[j * HS + d];
-                gv[d] += dv[j * HS + d];
-            }
+        memset(dQ, 0, 3 * th * sizeof(float)); /* dQ, dK, dV */
+        gemm_small(dQ, HS, S, T, 1, K, HS, T, T, HS);  /* dQ = dS K */
+        gemm_small(dK, HS, S, 1, T, Q, HS, T, T, HS);  /* dK = dS^T Q */
+        gemm_small(dV, HS, P, 1, T, dO, HS, T, T, HS); /* dV = Pd^T dO */
+        for (size_t i = 0; i < T; i++) {
+            float *g = t->dqkv + (o0 + i) * C3 + h * HS;
+            vadd(g, dQ + i * HS, HS);
+            vadd(g + C, dK + i * HS, HS);
+            vadd(g + 2 * C, dV + i * HS, HS);
         }
     }
 }
@@ -979,10 +1076,12 @@ static void atb_run(void *ctx, int ith, int nth) {
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                         const float *lse, const size_t *offs, size_t B, size_t C, size_t NH,
                         const et_dropout *drop) {
-    size_t Tmax = seq_max(offs, B), HS = C / NH;
+    size_t Tmax = seq_max(offs, B), HS = C / NH, per;
     int nth = et_get_threads();
-    size_t per = 5 * HS * Tmax + 3 * Tmax + HS + 16;
-    float *scratch = use_ref() ? NULL : malloc((size_t)nth * per * sizeof(float));
+    float *scratch = NULL;
+    /* per thread: Q, K, V, dO, dQ, dK, dV, KT, VT [T, HS] each, S, P [T, T], mask [T] */
+    if (!use_ref() && et_size_mul(Tmax, 9 * HS + 2 * Tmax + 1, &per) && et_size_add(per, 16, &per))
+        scratch = et_malloc_n((size_t)nth, per * sizeof(float), NULL);
     if (!scratch) {
         attention_backward_ref(dqkv, dout, qkv, out, lse, offs, B, C, NH, drop);
         return;

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "eval_metrics.h"
 #include "test_util.h"
@@ -226,11 +227,115 @@ static void test_ties(void) {
 static void test_topk_row(void) {
     float s[5] = {0.5f, 0.9f, NAN, 0.9f, 0.1f}, top[7];
     size_t r[7];
-    et_topk_row(r, top, s, 5, 4);
+    TEST_CHECK(et_topk_row(r, top, s, 5, 4, NULL) == 0, "row");
     TEST_CHECK(r[0] == 1 && r[1] == 3 && r[2] == 0 && r[3] == 4, "row: %zu %zu %zu %zu", r[0], r[1], r[2], r[3]);
     TEST_CHECK(top[0] == 0.9f && top[3] == 0.1f, "row scores");
-    et_topk_row(r, top, s, 5, 7);
+    TEST_CHECK(et_topk_row(r, top, s, 5, 7, NULL) == 0, "row k > n");
     TEST_CHECK(r[4] == 2 && top[4] == -INFINITY && r[5] == SIZE_MAX && r[6] == SIZE_MAX, "row padding");
+}
+
+/* et_topk_row against a full sort on orders that stress the selection:
+ * ascending (every score enters, many compactions), descending, constant
+ * (all ties), few distinct values, NaN and -inf mixed in. */
+static const float *ord_s;
+static int ord_cmp(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    float sx = ord_s[x] != ord_s[x] ? -INFINITY : ord_s[x], sy = ord_s[y] != ord_s[y] ? -INFINITY : ord_s[y];
+    if (sx > sy) return -1;
+    if (sx < sy) return 1;
+    return x < y ? -1 : x > y;
+}
+static void test_topk_row_orders(void) {
+    static const size_t ns[] = {1, 50, 1000, 5000}, ks[] = {1, 7, 100, 6000};
+    size_t bad = 0, cases = 0;
+    for (int pat = 0; pat < 5; pat++)
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 4; b++) {
+                size_t n = ns[a], k = ks[b];
+                float *s = malloc(n * sizeof(float)), *top = malloc(k * sizeof(float));
+                size_t *r = malloc(k * sizeof(size_t)), *ord = malloc(n * sizeof(size_t));
+                for (size_t i = 0; i < n; i++) {
+                    s[i] = pat == 0 ? (float)i : pat == 1 ? -(float)i : pat == 2 ? 0.5f
+                         : pat == 3 ? (float)(int)(frand() * 3) : frand();
+                    if (pat == 4 && i % 17 == 3) s[i] = NAN;
+                    if (pat == 4 && i % 23 == 5) s[i] = -INFINITY;
+                    ord[i] = i;
+                }
+                ord_s = s;
+                qsort(ord, n, sizeof(size_t), ord_cmp);
+                if (et_topk_row(r, top, s, n, k, NULL)) bad++;
+                for (size_t j = 0; j < k; j++)
+                    if (j < n ? r[j] != ord[j] : r[j] != SIZE_MAX) {
+                        bad++;
+                        break;
+                    }
+                cases++;
+                free(s); free(top); free(r); free(ord);
+            }
+    TEST_CHECK(bad == 0, "et_topk_row: %zu of %zu cases differ from a full sort", bad, cases);
+    printf("et_topk_row vs full sort: %zu cases (ascending, descending, ties, NaN/-inf), %zu mismatches\n", cases, bad);
+}
+
+/* Streaming: the corpus fed in uneven blocks (1, 4096, 7, the rest) gives
+ * the one-shot result. sgemm may round a 1-column block differently from a
+ * wide one (last bit), so: scores within 1e-6, indices equal except at
+ * such near-ties. */
+static void test_topk_stream(void) {
+    size_t nq = 29, nd = 9000, d = 24, k = 33;
+    float *q = malloc(nq * d * sizeof(float)), *docs = malloc(nd * d * sizeof(float));
+    for (size_t i = 0; i < nq * d; i++) q[i] = frand();
+    for (size_t i = 0; i < nd * d; i++) docs[i] = frand();
+    size_t *r1 = malloc(nq * k * sizeof(size_t)), *r2 = malloc(nq * k * sizeof(size_t));
+    float *s1 = malloc(nq * k * sizeof(float)), *s2 = malloc(nq * k * sizeof(float));
+    et_error err = {0};
+    TEST_CHECK(et_topk(q, nq, docs, nd, d, k, r1, s1, &err) == 0, "%s", err.msg);
+    et_topk_state *st = NULL;
+    size_t cuts[5] = {0, 1, 4097, 4104, nd};
+    int rc = et_topk_begin(&st, q, nq, d, k, &err);
+    for (int c = 0; c < 4 && !rc; c++) rc = et_topk_feed(st, docs + cuts[c] * d, cuts[c + 1] - cuts[c], &err);
+    if (!rc) rc = et_topk_end(st, r2, s2, &err);
+    TEST_CHECK(rc == 0, "stream: %s", err.msg);
+    size_t diff = 0, swaps = 0;
+    for (size_t i = 0; i < nq * k; i++) {
+        if (fabsf(s1[i] - s2[i]) > 1e-6f) diff++;
+        if (r1[i] != r2[i]) {
+            swaps++;
+            const float *a = q + (i / k) * d, *b1 = docs + r1[i] * d, *b2 = docs + r2[i] * d;
+            double x1 = 0, x2 = 0;
+            for (size_t c = 0; c < d; c++) x1 += (double)a[c] * b1[c], x2 += (double)a[c] * b2[c];
+            if (fabs(x1 - x2) > 1e-6) diff++;
+        }
+    }
+    TEST_CHECK(diff == 0, "stream: %zu of %zu entries differ from one-shot et_topk", diff, nq * k);
+    printf("streamed top-k vs one-shot: %zu entries, %zu index swaps at near-ties\n", nq * k, swaps);
+    docs[5 * d + 3] = INFINITY;
+    TEST_CHECK(et_topk_feed(st, docs, 10, &err) == ET_ENUMERIC && strstr(err.msg, "document 9005"),
+               "stream: non-finite document named by its global index: %s", err.msg);
+    et_topk_free(st);
+    free(q); free(docs); free(r1); free(r2); free(s1); free(s2);
+}
+
+/* Same result bit for bit with 1 thread (ours and OpenBLAS's) and with 2. */
+extern void openblas_set_num_threads(int);
+static void test_topk_threads(void) {
+    size_t nq = 700, nd = 5000, d = 40, k = 20;
+    float *q = malloc(nq * d * sizeof(float)), *docs = malloc(nd * d * sizeof(float));
+    for (size_t i = 0; i < nq * d; i++) q[i] = frand();
+    for (size_t i = 0; i < nd * d; i++) docs[i] = frand();
+    size_t *r1 = malloc(nq * k * sizeof(size_t)), *r2 = malloc(nq * k * sizeof(size_t));
+    float *s1 = malloc(nq * k * sizeof(float)), *s2 = malloc(nq * k * sizeof(float));
+    et_error err = {0};
+    et_set_threads(1);
+    openblas_set_num_threads(1);
+    int rc = et_topk(q, nq, docs, nd, d, k, r1, s1, &err);
+    et_set_threads(2);
+    openblas_set_num_threads(2);
+    rc |= et_topk(q, nq, docs, nd, d, k, r2, s2, &err);
+    et_set_threads(0);
+    size_t diff = 0;
+    for (size_t i = 0; i < nq * k; i++) diff += r1[i] != r2[i] || s1[i] != s2[i];
+    TEST_CHECK(rc == 0 && diff == 0, "1 vs 2 threads: %zu of %zu entries differ", diff, nq * k);
+    free(q); free(docs); free(r1); free(r2); free(s1); free(s2);
 }
 
 int main(void) {
@@ -239,6 +344,9 @@ int main(void) {
     test_padding();
     test_bad_args();
     test_topk_row();
+    test_topk_row_orders();
+    test_topk_stream();
+    test_topk_threads();
     test_ties();
     compare_topk(1, 1, 1, 1, 1);
     compare_topk(3, 2, 5, 5, 1);        /* k > nd: padding */

@@ -156,6 +156,39 @@ static void test_furniture(void) {
     et_clean_furniture(M, 8, 2, 0);
     TEST_CHECK(M[0].drop && M[5].drop && !M[1].drop && !M[3].drop && !M[6].drop, "2-page repeat");
 
+    /* running-header slot: a chapter header that changes every 2 pages sits at the same
+     * height, apart from the body; a large slide-like title at the top is content, and so
+     * is a short first body line */
+    {
+        static char hb[8][64], tb[8][64];
+        et_line P[64];
+        size_t k = 0;
+        for (int p = 1; p <= 8; p++) {
+            static const char *const topics[] = {"", "Basics", "Vectors", "Frames", "Plots"};
+            snprintf(hb[p - 1], 64, "Chapter on %s", topics[(p + 1) / 2]); /* no digits: only the slot repeats */
+            snprintf(tb[p - 1], 64, "Slide title %c", 'A' + p);
+            et_line t = mk(tb[p - 1], (size_t)p, 20);
+            t.size = 20, t.y1 = 40, t.x0 = 72, t.x1 = 200;
+            et_line h = mk(hb[p - 1], (size_t)p, 50);
+            h.size = 10, h.x0 = 72, h.x1 = 250;
+            et_line b1 = mk(p % 2 ? "end of a paragraph." : "A full body line that runs across the whole text width.", (size_t)p, 100);
+            b1.size = 10, b1.x0 = 72, b1.x1 = p % 2 ? 170 : 540;
+            et_line b2 = mk("Another full body line running across the text width here.", (size_t)p, 113);
+            b2.size = 10, b2.x0 = 72, b2.x1 = 540;
+            P[k++] = t, P[k++] = h, P[k++] = b1, P[k++] = b2;
+        }
+        et_clean_furniture(P, k, 8, 792);
+        size_t wrong = 0;
+        for (size_t i = 0; i < k; i++) {
+            int want = !strncmp(P[i].s, "Chapter", 7);
+            if (P[i].drop != want) {
+                wrong++;
+                fprintf(stderr, "  slot: '%s' page %zu drop %d\n", P[i].s, P[i].page, P[i].drop);
+            }
+        }
+        TEST_CHECK(wrong == 0, "running-header slot: %zu lines wrong", wrong);
+    }
+
     const char *yes[] = {"12", "  7 ", "xiv", "Page 3", "page 3 of 10", "3 of 10", "- 4 -", "\xe2\x80\x93 5 \xe2\x80\x93", "[9]", "12/40", "p. 7"};
     const char *no[] = {"12 apples", "Chapter 1", "Mix", "civic", "", "of 10", "Page", "3.14"};
     for (size_t i = 0; i < ET_ARRAY_LEN(yes); i++)
@@ -220,8 +253,13 @@ static void test_html(void) {
     char *e = html("<script>x()</script><nav>menu</nav>");
     TEST_CHECK(strstr(e, "t.html") && strstr(e, "no text"), "html without text: '%s'", e);
     free(e);
-    /* a Latin-1 page without a charset */
+    /* a Latin-1 page without a charset; declared charsets do not override what the bytes are */
     EXPECT_HTML("<p>caf\xe9</p>", "P:caf\xc3\xa9");
+    EXPECT_HTML("<head><meta charset=\"iso-8859-1\"></head><p>caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d</p>",
+                "P:caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d");
+    EXPECT_HTML("<head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\"></head>"
+                "<p>caf\xe9 \x93q\x94</p>",
+                "P:caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d");
 }
 
 static char *text(const char *src, int markdown, size_t *pages) {

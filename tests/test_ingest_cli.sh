@@ -3,7 +3,8 @@
 # files (corrupt, encrypted, image-only and truncated PDFs, a binary file, an
 # empty file), the warnings and summary, determinism, --strict leaving the old
 # output untouched, --include/--exclude, usage errors, and the chunk budget
-# checked with the real Hugging Face tokenizer (bge WordPiece) on the corpus.
+# checked with the real Hugging Face tokenizer (bge WordPiece) on the corpus,
+# with the estimate and with -m (exact counts, max length cap).
 set -u
 cd "$(dirname "$0")/.."
 OUT=$BUILD/test-out/ingest_cli
@@ -130,6 +131,44 @@ const fs = require("fs");
   process.exit(over ? 1 : 0);
 })();
 EOF
+
+# 8. -m: counts are the model tokenizer's, exactly (checked with Hugging Face tokenizers), and
+#    the budget is capped at the model's max length minus its special tokens
+mkdir -p "$OUT/m64"
+ln -sf "$SHARED/fixtures/bge-wordpiece/tokenizer.json" "$OUT/m64/tokenizer.json"
+echo '{"max_seq_length": 64, "do_lower_case": true}' > "$OUT/m64/sentence_bert_config.json"
+"$EMBTUNE" ingest "$SHARED/corpus/R-data.pdf" -o "$OUT/bge.jsonl" -q -m "$SHARED/fixtures/bge-wordpiece"
+"$EMBTUNE" ingest "$SHARED/corpus/R-data.pdf" -o "$OUT/m64.jsonl" -m "$OUT/m64" 2> "$OUT/err8.txt"
+check "grep -q 'capped at 62 tokens' '$OUT/err8.txt'" "no note about the capped chunk size: $(cat "$OUT/err8.txt")"
+"$EMBTUNE" ingest "$OUT/in/sub" -o "$OUT/m2v.jsonl" -q -m "$SHARED/fixtures/model2vec-bge-base-q128" --chunk-size 16 --chunk-overlap 4
+node - "$NODE_REF" "$SHARED" "$OUT" <<'EOF2' || fails=$((fails + 1))
+const [ref, shared, out] = process.argv.slice(2);
+const { Tokenizer } = require(ref + "/node_modules/@anush008/tokenizers");
+const fs = require("fs");
+const runs = [[shared + "/fixtures/bge-wordpiece/tokenizer.json", out + "/bge.jsonl", 256, 258],  /* no model limit: 256 + [CLS] [SEP] */
+              [shared + "/fixtures/bge-wordpiece/tokenizer.json", out + "/m64.jsonl", 62, 64],
+              [shared + "/fixtures/model2vec-bge-base-q128/tokenizer.json", out + "/m2v.jsonl", 16, 16]];
+(async () => {
+  let bad = 0;
+  for (const [tokPath, file, budget, maxlen] of runs) {
+    const tok = Tokenizer.fromFile(tokPath);
+    const rows = fs.readFileSync(file, "utf8").split("\n").filter((l) => l).map((l) => JSON.parse(l));
+    let max = 0, maxSpecial = 0, mismatch = 0, over = 0;
+    for (const r of rows) {
+      const n = (await tok.encode(r.text, null, { addSpecialTokens: false })).getIds().length;
+      const ns = (await tok.encode(r.text, null, { addSpecialTokens: true })).getIds().length;
+      if (n !== r.n_tokens) mismatch++;
+      if (n > budget || ns > maxlen) over++;
+      max = Math.max(max, n); maxSpecial = Math.max(maxSpecial, ns);
+    }
+    console.log(file.split("/").pop() + ": " + rows.length + " chunks, max " + max + " tokens (" + maxSpecial +
+                " with special tokens; limit " + maxlen + "), n_tokens != Hugging Face count: " + mismatch +
+                ", over: " + over);
+    if (mismatch || over || !rows.length) bad++;
+  }
+  process.exit(bad ? 1 : 0);
+})();
+EOF2
 
 if [ $fails != 0 ]; then echo "test_ingest_cli: $fails failure(s)"; exit 1; fi
 echo "test_ingest_cli: ok"

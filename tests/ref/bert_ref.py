@@ -176,13 +176,18 @@ def gelu(x, act):
         return F.gelu(x)
     if act in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
         return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    if act == "relu":
+        return F.relu(x)
     raise ValueError("activation " + act)
 
 
-def encode(params, cfg, ids, mask, type_ids=None, arch="bert", prefix="", drop=None):
+def encode(params, cfg, ids, mask, type_ids=None, arch="bert", prefix="", drop=None,
+           padding_idx=None):
     """ids, mask [B,T] (int64, mask 1/0); returns hidden [B,T,C].
     drop: None (no dropout) or a function drop(x, site, layer) -> dropped x
-    (used to apply embtune's masks)."""
+    (used to apply embtune's masks). padding_idx: as nn.Embedding's (the
+    row gets no gradient): HF sets it on the word embeddings (both
+    architectures) and on XLM-R's position embeddings."""
     B, T = ids.shape
     C = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
@@ -197,8 +202,9 @@ def encode(params, cfg, ids, mask, type_ids=None, arch="bert", prefix="", drop=N
     else:
         pad = cfg.get("pad_token_id", 1)
         pos = torch.cumsum(mask, 1) * mask + pad
-    x = (F.embedding(ids, P("embeddings.word_embeddings.weight"))
-         + F.embedding(pos, P("embeddings.position_embeddings.weight"))
+    x = (F.embedding(ids, P("embeddings.word_embeddings.weight"), padding_idx=padding_idx)
+         + F.embedding(pos, P("embeddings.position_embeddings.weight"),
+                       padding_idx=None if arch == "bert" else padding_idx)
          + F.embedding(type_ids, P("embeddings.token_type_embeddings.weight")))
     x = F.layer_norm(x, (C,), P("embeddings.LayerNorm.weight"), P("embeddings.LayerNorm.bias"), eps)
     if drop:
@@ -236,6 +242,9 @@ def pool(x, mask, mode="cls", normalize=True):
     elif mode == "mean":
         m = mask.to(x.dtype).unsqueeze(-1)
         e = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+    elif mode == "max":  # sentence-transformers: padded positions set to -1e9
+        m = mask.unsqueeze(-1).expand(x.shape)
+        e = torch.max(x.masked_fill(m == 0, -1e9), 1)[0]
     else:
         raise ValueError(mode)
     return F.normalize(e, p=2, dim=1, eps=1e-12) if normalize else e
