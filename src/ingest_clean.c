@@ -535,7 +535,10 @@ static int doc_content(et_doc *d, et_error *err) {
 /* Appends s with blank runs collapsed to one space and dot leaders
  * (". . . ." or "....") shortened to " ... ". */
 static int append_prose(et_doc *d, const char *s, size_t n, et_error *err) {
-    int rc = et_buf_reserve(&d->text, n, err);
+    /* output <= n + n/4 + 1: a leader of >= 4 input bytes becomes " ... " (5) */
+    size_t cap;
+    if (!et_size_add(n, n / 4 + 8, &cap)) return et_err_set(err, ET_ENOMEM, "line too long");
+    int rc = et_buf_reserve(&d->text, cap, err);
     if (rc) return rc;
     char *o = d->text.data + d->text.len;
     size_t k = 0;

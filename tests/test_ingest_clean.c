@@ -105,6 +105,7 @@ static void test_hyphenation(void) {
     EXPECT_JOIN("see https://cran.r-project.org/package=MASS now", NULL, "see https://cran.r-project.", "org/package=MASS now");
     EXPECT_JOIN("plain words joined", NULL, "plain   words", "  joined  ");
     EXPECT_JOIN("Contents ... 3", NULL, "Contents . . . . . . . . 3");
+    EXPECT_JOIN("a ... b ... c ... d", NULL, "a....b....c....d"); /* leaders grow the text (fuzz find) */
     /* direct decisions */
     TEST_CHECK(et_hyphen_join(NULL, "docu-", 5, "ment", 4) == 1, "docu-|ment");
     TEST_CHECK(et_hyphen_join(NULL, "word", 4, "next", 4) == 0, "no hyphen");
