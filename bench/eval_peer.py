@@ -7,8 +7,7 @@ NumPy (Debian's /usr/bin/python3).
 - sentence-transformers InformationRetrievalEvaluator with precomputed
   embeddings: corpus in chunks of 50,000, cosine similarity (normalize + mm),
   torch.topk(max_k = 100, sorted=False), a heapq of (score, id) per query,
-  then the per-query Python metric loops (accuracy/precision/recall@k, MRR@10,
-  NDCG@10, MAP@100).
+  then the per-query Python metric loops (tests/ref/st_ir_eval.py).
 - rank_bm25 BM25Okapi: whitespace tokens, a dict of term counts per document,
   get_scores builds an array of per-document counts with a Python loop per
   query term; top 100 by argsort; then the same metric loops.
@@ -18,11 +17,15 @@ usage: /usr/bin/python3 eval_peer.py DIR ND NQ DIM THREADS -> one JSON line
 import heapq
 import json
 import math
+import os
 import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+import st_ir_eval  # the evaluator's metric loops
 
 d, nd, nq, dim, threads = sys.argv[1], *map(int, sys.argv[2:6])
 torch.set_num_threads(threads)
@@ -30,51 +33,13 @@ docs = torch.from_numpy(np.fromfile(d + "/eval_docs.f32", dtype=np.float32).resh
 queries = torch.from_numpy(np.fromfile(d + "/eval_queries.f32", dtype=np.float32).reshape(nq, dim))
 rel = np.fromfile(d + "/eval_rel.u32", dtype=np.uint32)
 relevant = {i: {int(rel[i])} for i in range(nq)}
-acc_k, pr_k, mrr_k, ndcg_k, map_k = [1, 3, 5, 10], [1, 3, 5, 10], [10], [10], [100]
 max_k = 100
 
 
-def dcg(rels, k):
-    return sum(rels[i] / math.log2(i + 2) for i in range(min(len(rels), k)))
-
-
 def metrics(results):
-    hits = {k: 0 for k in acc_k}
-    prec = {k: [] for k in pr_k}
-    rec = {k: [] for k in pr_k}
-    mrr = {k: 0 for k in mrr_k}
-    ndcg = {k: [] for k in ndcg_k}
-    ap = {k: [] for k in map_k}
-    for qi, res in enumerate(results):
-        top = sorted(res, key=lambda x: x["score"], reverse=True)
-        rd = relevant[qi]
-        for k in acc_k:
-            for h in top[:k]:
-                if h["corpus_id"] in rd:
-                    hits[k] += 1
-                    break
-        for k in pr_k:
-            c = sum(1 for h in top[:k] if h["corpus_id"] in rd)
-            prec[k].append(c / k)
-            rec[k].append(c / len(rd))
-        for k in mrr_k:
-            for r, h in enumerate(top[:k]):
-                if h["corpus_id"] in rd:
-                    mrr[k] += 1.0 / (r + 1)
-                    break
-        for k in ndcg_k:
-            pred = [1 if h["corpus_id"] in rd else 0 for h in top[:k]]
-            ndcg[k].append(dcg(pred, k) / dcg([1] * len(rd), k))
-        for k in map_k:
-            c, s = 0, 0
-            for r, h in enumerate(top[:k]):
-                if h["corpus_id"] in rd:
-                    c += 1
-                    s += c / (r + 1)
-            ap[k].append(s / min(k, len(rd)))
-    n = len(results)
-    return {"n": n, "acc1": hits[1] / n, "acc5": hits[5] / n, "mrr10": mrr[10] / n,
-            "ndcg10": float(np.mean(ndcg[10])), "map100": float(np.mean(ap[100]))}
+    m, _ = st_ir_eval.metrics(results, [relevant[i] for i in range(len(results))])
+    return {"acc1": m["accuracy@1"], "acc5": m["accuracy@5"], "mrr10": m["mrr@10"], "ndcg10": m["ndcg@10"],
+            "map100": m["map@100"]}
 
 
 def st_eval():

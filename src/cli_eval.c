@@ -211,8 +211,9 @@ int cli_eval(int argc, char **argv) {
     if (!rc && outdir) {
         rc = et_eval_write(outdir, dataset, ds, runs, n_runs, &err);
         if (!rc) rc = et_report_write(outdir, dataset, ds, runs, n_runs, &err);
-        if (!rc) fprintf(stderr, "embtune eval: report: %s/report.html (also report.md, metrics.json, ranks.jsonl)\n",
-                         outdir);
+        if (!rc && !mo.quiet)
+            fprintf(stderr, "embtune eval: report: %s/report.html (also report.md, metrics.json, ranks.jsonl)\n",
+                    outdir);
     }
     for (size_t r = 0; r < n_runs; r++) et_eval_run_free(&runs[r]);
     et_dataset_free(ds);
