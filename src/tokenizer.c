@@ -938,3 +938,23 @@ int32_t et_tokenizer_token_to_id(const et_tokenizer *t, const char *token) {
     if (et_strmap_get(&t->model.vocab, token, n, &v)) return (int32_t)v;
     return -1;
 }
+
+static const char *special_str(const tok_post *p, int32_t id) {
+    if (!p) return NULL;
+    if ((p->type == TOK_PP_BERT || p->type == TOK_PP_ROBERTA)) {
+        if (id == p->cls_id) return p->cls_tok;
+        if (id == p->sep_id) return p->sep_tok;
+    }
+    for (size_t k = 0; k < p->n_single; k++)
+        for (size_t q = 0; q < p->single[k].n_ids; q++)
+            if (p->single[k].ids[q] == id) return p->single[k].toks[q];
+    for (size_t i = 0; i < p->n_kids; i++) {
+        const char *s = special_str(&p->kids[i], id);
+        if (s) return s;
+    }
+    return NULL;
+}
+
+const char *et_tokenizer_special_str(const et_tokenizer *t, int32_t id) {
+    return t ? special_str(t->post, id) : NULL;
+}
