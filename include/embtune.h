@@ -107,6 +107,10 @@ size_t et_tokenizer_vocab_size(const et_tokenizer *tok);
 const char *et_tokenizer_type(const et_tokenizer *tok);
 /* Token string for an id (borrowed, valid until tok is freed), NULL if out of range. */
 const char *et_tokenizer_id_to_token(const et_tokenizer *tok, int32_t id);
+/* The string the post-processor gives its special token `id` ("[CLS]"), NULL if it adds no
+ * such id (borrowed, valid until tok is freed). Use it for tokens whose special_mask is 1:
+ * their id may name something else in the vocabulary. */
+const char *et_tokenizer_special_str(const et_tokenizer *tok, int32_t id);
 /* Id of a token string, -1 if absent. */
 int32_t et_tokenizer_token_to_id(const et_tokenizer *tok, const char *token);
 /* Number of special tokens the post-processor adds to a single sequence. */

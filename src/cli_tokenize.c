@@ -70,7 +70,8 @@ int cli_tokenize(int argc, char **argv) {
         for (size_t k = 0; !rc && k < enc.n; k++) rc = et_buf_printf(&out, &err, k ? ",%d" : "%d", enc.ids[k]);
         if (!rc) rc = et_buf_puts(&out, "],\"tokens\":[", &err);
         for (size_t k = 0; !rc && k < enc.n; k++) {
-            const char *s = et_tokenizer_id_to_token(tok, enc.ids[k]);
+            const char *s = enc.special_mask[k] ? et_tokenizer_special_str(tok, enc.ids[k]) : NULL;
+            if (!s) s = et_tokenizer_id_to_token(tok, enc.ids[k]);
             if (k) rc = et_buf_puts(&out, ",", &err);
             if (!rc) rc = s ? et_buf_json_string(&out, s, strlen(s), &err) : et_buf_puts(&out, "null", &err);
         }

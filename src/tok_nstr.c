@@ -289,8 +289,12 @@ int tok_replace_all(tok_ws *w, size_t si, const char *content, size_t clen, et_e
     /* output size */
     size_t total = 0, any = 0;
     for (size_t k = 0; k < nm; k++) {
-        if (w->m[k].m) { total += clen; any = 1; }
-        else total += w->m[k].e - w->m[k].s;
+        if (w->m[k].m) {
+            total += clen;
+            /* replacing a match by identical text changes neither text nor alignment */
+            const tok_match *m = &w->m[k];
+            if (m->e - m->s != clen || memcmp(w->text + sp.off + m->s, content, clen)) any = 1;
+        } else total += w->m[k].e - w->m[k].s;
     }
     if (!any) return ET_OK;
     size_t end0 = w->len;

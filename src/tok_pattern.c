@@ -5,16 +5,15 @@
 
 #include "tokenizer.h"
 
-static int onig_ready;
+static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+static void onig_init_once(void) {
+    OnigEncoding use[1] = {ONIG_ENCODING_UTF8};
+    onig_initialize(use, 1);
+}
 
 static int compile(OnigRegex *re, const char *pat, size_t len, const char *file, const char *what,
                    et_error *err) {
-    if (!onig_ready) {
-        /* onig_initialize is idempotent; racing first calls both initialize UTF-8 only */
-        OnigEncoding use[1] = {ONIG_ENCODING_UTF8};
-        onig_initialize(use, 1);
-        onig_ready = 1;
-    }
+    pthread_once(&onig_once, onig_init_once);
     OnigErrorInfo einfo;
     int r = onig_new(re, (const OnigUChar *)pat, (const OnigUChar *)pat + len, ONIG_OPTION_NONE,
                      ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT, &einfo);
@@ -76,7 +75,8 @@ int tok_pattern_find(const tok_pattern *p, tok_ws *w, const char *s, size_t len,
     if (!p->re) {
         const char *base = s;
         while (prev + p->lit_len <= len) {
-            const char *hit = memmem(base + prev, len - prev, p->lit, p->lit_len);
+            const char *hit = p->lit_len == 1 ? memchr(base + prev, p->lit[0], len - prev)
+                                              : memmem(base + prev, len - prev, p->lit, p->lit_len);
             if (!hit) break;
             size_t st = (size_t)(hit - base);
             if (st != prev && (rc = tok_ws_push_match(w, prev, st, 0, err))) return rc;

@@ -65,6 +65,7 @@ int tok_trie_put(tok_trie *t, const char *key, size_t len, int32_t value, et_err
             }
             nx = (uint32_t)t->n_nodes++;
             t->value[nx] = -1;
+            if (node == 0) t->root[(uint8_t)key[p]] = nx;
             uint64_t k = (((uint64_t)node << 8) | (uint8_t)key[p]) + 1;
             uint64_t h = k * 0x9E3779B97F4A7C15ULL;
             size_t i = (size_t)(h >> 20) & (t->cap - 1);

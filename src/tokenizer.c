@@ -357,14 +357,24 @@ static int cfg_token(const cJSON *cfg, const char *key, const char *dflt, const 
     return *out ? ET_OK : ET_ENOMEM;
 }
 
-/* BertTokenizerFast built from vocab.txt, as transformers' BertConverter does. */
-static int load_vocab_txt(et_tokenizer *t, const char *vocab, const char *cfg_path, et_error *err) {
-    cJSON *cfg = NULL;
+/* BertTokenizerFast built from vocab.txt, as transformers' BertConverter does; special tokens
+ * from special_tokens_map.json (when present) override tokenizer_config.json's. */
+static int load_vocab_txt(et_tokenizer *t, const char *vocab, const char *cfg_path, const char *map_path,
+                          et_error *err) {
+    cJSON *cfg = NULL, *smap = NULL;
     int rc;
+    if (map_path && et_file_exists(map_path)) {
+        if ((rc = et_json_load(&smap, map_path, err))) return rc;
+        if (!cJSON_IsObject(smap)) {
+            cJSON_Delete(smap);
+            return et_err_set(err, ET_EFORMAT, "%s: expected a JSON object", map_path);
+        }
+    }
     if (cfg_path && et_file_exists(cfg_path)) {
-        if ((rc = et_json_load(&cfg, cfg_path, err))) return rc;
+        if ((rc = et_json_load(&cfg, cfg_path, err))) { cJSON_Delete(smap); return rc; }
         if (!cJSON_IsObject(cfg)) {
             cJSON_Delete(cfg);
+            cJSON_Delete(smap);
             return et_err_set(err, ET_EFORMAT, "%s: expected a JSON object", cfg_path);
         }
     }
@@ -377,9 +387,13 @@ static int load_vocab_txt(et_tokenizer *t, const char *vocab, const char *cfg_pa
     static const char *dflts[] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
     char *names[5] = {0};
     int ls[5], rs[5], nz[5];
-    for (int k = 0; k < 5 && !rc; k++)
-        rc = cfg_token(cfg, keys[k], dflts[k], cf, &names[k], &ls[k], &rs[k], &nz[k], err);
+    for (int k = 0; k < 5 && !rc; k++) {
+        int in_map = smap && cJSON_GetObjectItemCaseSensitive(smap, keys[k]);
+        rc = cfg_token(in_map ? smap : cfg, keys[k], dflts[k], in_map ? map_path : cf, &names[k], &ls[k],
+                       &rs[k], &nz[k], err);
+    }
     cJSON_Delete(cfg);
+    cJSON_Delete(smap);
     if (!rc) rc = tok_wordpiece_from_vocab_txt(&t->model, vocab, err);
     if (!rc) {
         free(t->model.unk_token);
@@ -470,16 +484,18 @@ int et_tokenizer_load_dir(et_tokenizer **out, const char *dir, et_error *err) {
     free(tj);
     char *vt = et_path_join(dir, "vocab.txt", err);
     char *cf = et_path_join(dir, "tokenizer_config.json", err);
+    char *sm = et_path_join(dir, "special_tokens_map.json", err);
     int rc = ET_OK;
-    if (!vt || !cf) rc = ET_ENOMEM;
+    if (!vt || !cf || !sm) rc = ET_ENOMEM;
     else if (!et_file_exists(vt))
         rc = et_err_set(err, ET_ENOTFOUND, "%s: no tokenizer.json and no vocab.txt in this directory", dir);
     et_tokenizer *t = NULL;
     if (!rc && !(t = new_tok(err))) rc = ET_ENOMEM;
-    if (!rc) rc = load_vocab_txt(t, vt, cf, err);
+    if (!rc) rc = load_vocab_txt(t, vt, cf, sm, err);
     if (!rc && !(t->path = et_strdup(vt, err))) rc = ET_ENOMEM;
     free(vt);
     free(cf);
+    free(sm);
     if (rc) { et_tokenizer_free(t); return rc; }
     *out = t;
     return ET_OK;
@@ -937,4 +953,24 @@ int32_t et_tokenizer_token_to_id(const et_tokenizer *t, const char *token) {
     if (et_strmap_get(&t->added_map, token, n, &v)) return (int32_t)v;
     if (et_strmap_get(&t->model.vocab, token, n, &v)) return (int32_t)v;
     return -1;
+}
+
+static const char *special_str(const tok_post *p, int32_t id) {
+    if (!p) return NULL;
+    if ((p->type == TOK_PP_BERT || p->type == TOK_PP_ROBERTA)) {
+        if (id == p->cls_id) return p->cls_tok;
+        if (id == p->sep_id) return p->sep_tok;
+    }
+    for (size_t k = 0; k < p->n_single; k++)
+        for (size_t q = 0; q < p->single[k].n_ids; q++)
+            if (p->single[k].ids[q] == id) return p->single[k].toks[q];
+    for (size_t i = 0; i < p->n_kids; i++) {
+        const char *s = special_str(&p->kids[i], id);
+        if (s) return s;
+    }
+    return NULL;
+}
+
+const char *et_tokenizer_special_str(const et_tokenizer *t, int32_t id) {
+    return t ? special_str(t->post, id) : NULL;
 }

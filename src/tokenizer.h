@@ -168,6 +168,7 @@ typedef struct tok_trie {
     size_t cap, count;
     int32_t *value;   /* [n_nodes] value of the key ending at the node, -1 if none */
     size_t n_nodes, cap_nodes;
+    uint32_t root[256]; /* children of the root, by byte (0 = none): no hashing on the first byte */
 } tok_trie;
 int tok_trie_init(tok_trie *t, et_error *err);
 void tok_trie_free(tok_trie *t);
@@ -175,6 +176,7 @@ void tok_trie_free(tok_trie *t);
 int tok_trie_put(tok_trie *t, const char *key, size_t len, int32_t value, et_error *err);
 /* Child of node for byte b, or 0 (the root is node 0 and never a child). */
 static inline uint32_t tok_trie_step(const tok_trie *t, uint32_t node, uint8_t b) {
+    if (node == 0) return t->root[b];
     uint64_t k = (((uint64_t)node << 8) | b) + 1;
     uint64_t h = k * 0x9E3779B97F4A7C15ULL;
     size_t mask = t->cap - 1, i = (size_t)(h >> 20) & mask;

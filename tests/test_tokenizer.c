@@ -9,6 +9,7 @@
  *   test_tokenizer --unicode PROPS.json  checks our Unicode predicates for every code point
  *       against the reference's (tests/ref/unicode_props.js).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -594,6 +595,42 @@ static void test_lossy(void) {
     }
 }
 
+/* one tokenizer, several threads (the workspace free list is shared) */
+typedef struct thr_arg { const et_tokenizer *t; const char *text; size_t n_expect; int bad; } thr_arg;
+static void *thr_encode(void *p) {
+    thr_arg *a = p;
+    et_encoding enc = {0};
+    et_error err = {0};
+    for (int i = 0; i < 200; i++) {
+        if (et_tokenizer_encode(a->t, a->text, strlen(a->text), 1, 0, &enc, &err) || enc.n != a->n_expect) a->bad++;
+    }
+    et_encoding_free(&enc);
+    return NULL;
+}
+
+static void test_threads(void) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/fixtures/model2vec-bge-base-q128/tokenizer.json", shared_dir());
+    et_tokenizer *t = NULL;
+    et_error err = {0};
+    if (et_tokenizer_load(&t, path, &err)) { TEST_CHECK(0, "load m2v: %s", err.msg); return; }
+    const char *text = "Hello, World! The R language (version 4) is great: a <- c(1, 2); 東京 café.";
+    et_encoding enc = {0};
+    TEST_CHECK(!et_tokenizer_encode(t, text, strlen(text), 1, 0, &enc, &err), "encode");
+    pthread_t th[4];
+    thr_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thr_arg){t, text, enc.n, 0};
+        pthread_create(&th[i], NULL, thr_encode, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        TEST_CHECK(args[i].bad == 0, "thread %d: %d bad encodings", i, args[i].bad);
+    }
+    et_encoding_free(&enc);
+    et_tokenizer_free(t);
+}
+
 /* vocab.txt + tokenizer_config.json fallback (details in the golden test) */
 static void test_vocab_txt(void) {
     const char *b = getenv("BUILD") ? getenv("BUILD") : "build";
@@ -630,5 +667,6 @@ int main(int argc, char **argv) {
     test_lossy();
     test_api();
     test_vocab_txt();
+    test_threads();
     return test_summary("test_tokenizer");
 }

@@ -80,4 +80,34 @@ while read -r name tj texts lens ours modes; do
     n=$((n+1))
 done < "$jobs"
 
+# vocab.txt + tokenizer_config.json of the bge vocabulary = bge's tokenizer.json without special
+# tokens (with them the ids differ by design: this fixture's post-processor uses 101/102)
+if ! "$T" --golden "$OUT/variants/vocab-txt-lower" "$BIG" "$OUT/bge-wordpiece.$(cat "$OUT/bge-wordpiece.key").golden" \
+        --props "$PROPS" --modes n | grep -v '^regex '; then
+    echo "FAIL golden vocab.txt vs bge tokenizer.json"; fail=1
+fi
+
+# -- the CLI: same ids as the reference, exit codes ----------------------------------------------
+E=${EMBTUNE:-$BUILD/embtune}
+BGE=$SHARED/fixtures/bge-wordpiece/tokenizer.json
+got=$(printf 'Hello, world!\r\nfoo bar\n' | "$E" tokenize --tokenizer "$BGE")
+want='{"ids":[101,6598,16,1094,5,102],"tokens":["[CLS]","hello",",","world","!","[SEP]"],"type_ids":[0,0,0,0,0,0],"offsets":[[0,0],[0,5],[5,6],[7,12],[12,13],[0,0]]}'
+[ "$(echo "$got" | head -n 1)" = "$want" ] || { echo "FAIL cli: $got"; fail=1; }
+[ "$(echo "$got" | wc -l)" = 2 ] || { echo "FAIL cli: expected 2 lines"; fail=1; }
+got=$(echo "Hello, world!" | "$E" tokenize --tokenizer "$BGE" --no-special --max-length 2)
+[ "$got" = '{"ids":[6598,16],"tokens":["hello",","],"type_ids":[0,0],"offsets":[[0,5],[5,6]]}' ] || { echo "FAIL cli no-special: $got"; fail=1; }
+mkdir -p "$OUT/cli_model"
+cp "$BGE" "$OUT/cli_model/tokenizer.json"
+echo "Hello" > "$OUT/cli_in.txt"
+got=$("$E" tokenize -m "$OUT/cli_model" -i "$OUT/cli_in.txt")
+case $got in '{"ids":[101,6598,102]'*) ;; *) echo "FAIL cli -m -i: $got"; fail=1;; esac
+set +e
+"$E" tokenize --tokenizer /nonexistent.json < /dev/null 2> "$OUT/cli_err.txt"; rc=$?
+grep -q "/nonexistent.json" "$OUT/cli_err.txt" && [ $rc = 1 ] || { echo "FAIL cli missing file: rc $rc"; fail=1; }
+"$E" tokenize --bogus 2> /dev/null; rc=$?
+[ $rc = 2 ] || { echo "FAIL cli usage error: rc $rc"; fail=1; }
+"$E" tokenize --tokenizer "$BGE" --max-length 1 <<< "hi" 2> "$OUT/cli_err.txt"; rc=$?
+grep -q "special" "$OUT/cli_err.txt" && [ $rc = 1 ] || { echo "FAIL cli max-length 1: rc $rc"; fail=1; }
+set -e
+
 [ $fail = 0 ] && echo "tokenizer golden: $n tokenizers, all encodings equal the reference" || exit 1

@@ -195,13 +195,14 @@ const {buildCharsmap} = require('./charsmap.js');
 
 // -- vocab.txt + tokenizer_config.json (BertTokenizerFast) ----------------------------------------
 // The golden comes from the tokenizer.json transformers' BertConverter would build.
-function vocabDir(name, cfg) {
+function vocabDir(name, cfg, smap) {
   const dir = path.join(outdir, name);
   fs.mkdirSync(dir, {recursive: true});
   const byId = [];
   for (const [k, id] of Object.entries(V)) byId[id] = k;
   fs.writeFileSync(path.join(dir, 'vocab.txt'), byId.join('\n') + '\n');
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+  if (smap) fs.writeFileSync(path.join(dir, 'special_tokens_map.json'), JSON.stringify(smap));
   const lower = cfg.do_lower_case !== undefined ? cfg.do_lower_case : true;
   const t = wp({
     normalizer: {type: 'BertNormalizer', clean_text: true,
@@ -215,6 +216,7 @@ function vocabDir(name, cfg) {
 }
 vocabDir('vocab-txt-lower', {do_lower_case: true, cls_token: '[CLS]', model_max_length: 512});
 vocabDir('vocab-txt-cased', {do_lower_case: false, tokenize_chinese_chars: false, strip_accents: true,
-  mask_token: {content: '[MASK]', lstrip: false, rstrip: false, normalized: false}});
+  mask_token: {content: '[MASK]', lstrip: false, rstrip: false, normalized: false}, cls_token: '[PAD]'},
+  {cls_token: '[CLS]', sep_token: {content: '[SEP]', lstrip: false, rstrip: false, normalized: false}});
 
 process.stdout.write(lines.join('\n') + '\n');
