@@ -12,7 +12,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-B=${B:-16} TQ=${TQ:-32} TP=${TP:-128} STEPS=${STEPS:-4} ROUNDS=${ROUNDS:-2}
+B=${B:-16} TQ=${TQ:-32} TP=${TP:-128} STEPS=${STEPS:-3} ROUNDS=${ROUNDS:-2}
 DROPOUTS=${DROPOUTS:-"0 0.1"}
 THREADS=${ET_THREADS:-$(nproc)}
 TORCH_PY=${TORCH_PY:-/usr/bin/python3}

@@ -47,6 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t before = have.n;
     et_gen_parse_questions(rest, rlen, ctx ? ctx : CTX, &have, want, trunc, &have, NULL);
     if (have.n > before + want) abort(); /* never more than asked */
+    for (size_t i = 0; i < have.n; i++) /* output is valid UTF-8 without control bytes */
+        for (const unsigned char *u = (const unsigned char *)have.v[i]; *u; u++) {
+            if (*u < 0x20 || *u == 0xFF || *u == 0xFE || *u == 0xC0 || *u == 0xC1) abort();
+        }
     for (size_t i = 0; i < have.n; i++)
         for (size_t k = i + 1; k < have.n; k++) {
             char a[ET_GEN_MAX_QUESTION + 8], b[ET_GEN_MAX_QUESTION + 8];

@@ -482,6 +482,50 @@ static int copies_context(pstate *p, const char *q, size_t n, et_error *err, int
     return run >= 10 || (nq >= 6 && run * 10 >= nq * 8);
 }
 
+/* Length of a valid UTF-8 sequence at s[0..n), 0 if invalid (RFC 3629 table). */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t k;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) k = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < k || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < k; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+    return k;
+}
+
+/* Appends s[0..n) as valid UTF-8: invalid bytes become U+FFFD, control characters a space. */
+static int append_clean(et_buf *b, const char *s, size_t n, et_error *err) {
+    int rc = ET_OK;
+    for (size_t i = 0; i < n && !rc;) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        size_t k = utf8_len(u, n - i);
+        if (!k) {
+            rc = et_buf_append(b, "\xEF\xBF\xBD", 3, err);
+            i++;
+        } else if (k == 1 && (u[0] < 0x20 || u[0] == 0x7f)) {
+            rc = et_buf_append(b, " ", 1, err);
+            i++;
+        } else {
+            rc = et_buf_append(b, s + i, k, err);
+            i += k;
+        }
+    }
+    return rc;
+}
+
 /* Considers one segment; may append it to p->out. */
 static int consider(pstate *p, char *s, size_t n, int last_cut, et_error *err) {
     if (p->added >= p->want) return ET_OK;
@@ -519,7 +563,7 @@ static int consider(pstate *p, char *s, size_t n, int last_cut, et_error *err) {
     }
     /* the question text, with a '?' when it was interrogative without one */
     et_buf b = {0};
-    int rc = et_buf_append(&b, s, n, err);
+    int rc = append_clean(&b, s, n, err);
     if (!rc && !q) rc = et_buf_puts(&b, "?", err);
     if (rc) {
         et_buf_free(&b);

@@ -75,6 +75,8 @@ static const reply_case cases[] = {
     {"no questions at all", "I'm sorry, but I cannot generate questions from this context.", 2, 0, {NULL}},
     {"CRLF and numbering with colon", "1: What does read.table() create?\r\n2: What is a factor used for?\r\n", 2, 0,
      {"What does read.table() create?", "What is a factor used for?", NULL}},
+    {"invalid UTF-8 and control bytes repaired", "1. What is \xff\xfe data\x01" "frame?", 1, 0,
+     {"What is \xef\xbf\xbd\xef\xbf\xbd data frame?", NULL}},
     {"decimal is not numbering", "1.5 is what value in the example?", 1, 0, {"1.5 is what value in the example?", NULL}},
 };
 
