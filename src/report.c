@@ -420,6 +420,32 @@ static int training_chart(charts *cs, size_t run_no, const et_eval_run *run, con
         se[ns] = (et_series){log->keys[k], log->step, y, log->n_rows};
         ns++;
     }
+    /* a noisy loss gets a smoothed companion: exponential moving average over
+     * its logged points (weight 0.9, TensorBoard's default smoothing) */
+    size_t n_raw = ns;
+    char ema_names[8][96];
+    for (size_t s = 0; s < n_raw && g == LOG_LOSS && only == SIZE_MAX && ns < 8 && !rc; s++) {
+        size_t pts = 0;
+        for (size_t r = 0; r < log->n_rows; r++) pts += isfinite(ys[s][r]) != 0;
+        if (pts < 50) continue;
+        double *y = et_malloc_n(log->n_rows, sizeof(double), err);
+        if (!y) {
+            rc = ET_ENOMEM;
+            break;
+        }
+        double acc = 0, wsum = 0;
+        for (size_t r = 0; r < log->n_rows; r++) {
+            y[r] = NAN;
+            if (!isfinite(ys[s][r])) continue;
+            acc = 0.9 * acc + 0.1 * ys[s][r];
+            wsum = 0.9 * wsum + 0.1;
+            y[r] = acc / wsum; /* bias-corrected, so it starts at the first value */
+        }
+        snprintf(ema_names[s], sizeof ema_names[s], "%s (smoothed)", se[s].name);
+        ys[ns] = y;
+        se[ns] = (et_series){ema_names[s], log->step, y, log->n_rows};
+        ns++;
+    }
     if (!rc && finite) {
         char file[64], title[160], slug[32];
         const char *what = only != SIZE_MAX ? log->keys[only] : gtitle[g];
