@@ -31,6 +31,8 @@ static const char *usage_text =
     "      --prompt-name NAME prompt of the model's config for queries (default: \"query\" if the\n"
     "                         model defines it; \"none\" = no prompt)\n"
     "      --prompt TEXT      literal text prepended to every query (overrides --prompt-name)\n"
+    "      --cache FILE       embedding cache (default ~/.cache/embtune/embeddings.sqlite,\n"
+    "                         shared with `embtune finetune`)\n"
     "      --no-cache         do not read or write the embedding cache\n"
     "      --batch-size N     embedding batch size (default 32)\n"
     "      --max-length N     truncate texts to N tokens (default: the model's)\n"
@@ -145,6 +147,9 @@ int cli_eval(int argc, char **argv) {
             mo.prompt = v;
         } else if (!strcmp(a, "--no-cache")) {
             mo.use_cache = 0;
+        } else if (!strcmp(a, "--cache")) {
+            NEED_VALUE();
+            mo.cache_path = v;
         } else if (!strcmp(a, "--batch-size") || !strcmp(a, "--max-length") || !strcmp(a, "-t") ||
                    !strcmp(a, "--threads")) {
             NEED_VALUE();

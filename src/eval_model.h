@@ -11,6 +11,7 @@ typedef struct et_eval_model_opts {
                                 "none" = no prompt */
     const char *prompt;      /* literal query prompt, overrides prompt_name; NULL = none */
     int use_cache;           /* 1 = read/write the embedding cache (default) */
+    const char *cache_path;  /* cache file; NULL = the default location (embcache.h) */
     size_t batch_size;       /* 0 = et_embed's default */
     size_t max_length;       /* 0 = the model's */
     int quiet;

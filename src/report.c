@@ -420,6 +420,32 @@ static int training_chart(charts *cs, size_t run_no, const et_eval_run *run, con
         se[ns] = (et_series){log->keys[k], log->step, y, log->n_rows};
         ns++;
     }
+    /* a noisy loss gets a smoothed companion: exponential moving average over
+     * its logged points (weight 0.9, TensorBoard's default smoothing) */
+    size_t n_raw = ns;
+    char ema_names[8][96];
+    for (size_t s = 0; s < n_raw && g == LOG_LOSS && only == SIZE_MAX && ns < 8 && !rc; s++) {
+        size_t pts = 0;
+        for (size_t r = 0; r < log->n_rows; r++) pts += isfinite(ys[s][r]) != 0;
+        if (pts < 50) continue;
+        double *y = et_malloc_n(log->n_rows, sizeof(double), err);
+        if (!y) {
+            rc = ET_ENOMEM;
+            break;
+        }
+        double acc = 0, wsum = 0;
+        for (size_t r = 0; r < log->n_rows; r++) {
+            y[r] = NAN;
+            if (!isfinite(ys[s][r])) continue;
+            acc = 0.9 * acc + 0.1 * ys[s][r];
+            wsum = 0.9 * wsum + 0.1;
+            y[r] = acc / wsum; /* bias-corrected, so it starts at the first value */
+        }
+        snprintf(ema_names[s], sizeof ema_names[s], "%s (smoothed)", se[s].name);
+        ys[ns] = y;
+        se[ns] = (et_series){ema_names[s], log->step, y, log->n_rows};
+        ns++;
+    }
     if (!rc && finite) {
         char file[64], title[160], slug[32];
         const char *what = only != SIZE_MAX ? log->keys[only] : gtitle[g];
@@ -577,6 +603,95 @@ static int summary(doc *d, const et_dataset *ds, const et_eval_run *runs, size_t
     return rc;
 }
 
+/* Up to n characters of s, cut at a UTF-8 boundary, "..." when cut. */
+static int text2_cut(doc *d, const char *s, size_t n, et_error *err) {
+    size_t len = strlen(s);
+    if (len <= n) return text2(d, s, err);
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    char *t = et_strndup(s, n, err);
+    if (!t) return ET_ENOMEM;
+    for (char *p = t; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+    int rc = text2(d, t, err);
+    free(t);
+    if (!rc) rc = text2(d, "...", err);
+    return rc;
+}
+
+typedef struct {
+    size_t q;
+    double gain; /* reciprocal rank after - before (0 when not in the ranking) */
+} moved;
+
+static int cmp_gain_desc(const void *a, const void *b) {
+    const moved *x = a, *y = b;
+    if (x->gain != y->gain) return x->gain > y->gain ? -1 : 1;
+    return x->q < y->q ? -1 : x->q > y->q;
+}
+
+/* For each model run after the baseline: the queries whose first relevant
+ * document moved up most, and down most (at most 5 each), by the change of
+ * its reciprocal rank (what MRR counts: 20 -> 1 beats "not found" -> 50). */
+static int moved_queries(doc *d, const et_dataset *ds, const et_eval_run *runs, size_t n_runs, et_error *err) {
+    size_t base = n_runs;
+    for (size_t r = 0; r < n_runs; r++)
+        if (!strcmp(runs[r].kind, "model")) {
+            base = r;
+            break;
+        }
+    if (base == n_runs) return ET_OK;
+    const et_eval_run *b = &runs[base];
+    moved *mv = et_malloc_n(ds->n_queries ? ds->n_queries : 1, sizeof(moved), err);
+    if (!mv) return ET_ENOMEM;
+    int rc = ET_OK, header = 0;
+    for (size_t r = 0; r < n_runs && !rc; r++) {
+        const et_eval_run *x = &runs[r];
+        if (r == base || !strcmp(x->kind, "bm25")) continue;
+        size_t n = 0;
+        for (size_t i = 0; i < ds->n_queries; i++) {
+            if (ds->rel_off[i + 1] == ds->rel_off[i]) continue;
+            double a = b->first[i] ? 1.0 / (double)b->first[i] : 0, c = x->first[i] ? 1.0 / (double)x->first[i] : 0;
+            if (a != c) mv[n++] = (moved){i, c - a};
+        }
+        if (!n) continue;
+        qsort(mv, n, sizeof(moved), cmp_gain_desc);
+        if (!header) {
+            rc = both(d, err, "## Queries that moved\n\n", "<h2>Queries that moved</h2>\n");
+            header = 1;
+        }
+        for (int dir = 0; dir < 2 && !rc; dir++) {
+            size_t cnt = 0;
+            for (size_t j = 0; j < n; j++) cnt += dir == 0 ? mv[j].gain > 0 : mv[j].gain < 0;
+            if (!cnt) continue;
+            rc = both(d, err, "**", "<p><b>");
+            if (!rc) rc = text2(d, x->name, err);
+            if (!rc) rc = printf2(d, err, " vs %s, %s:", b->name, dir == 0 ? "largest gains" : "largest losses");
+            if (!rc) rc = both(d, err, "**\n\n| rank before | rank after | query | relevant document |\n|---:|---:|---|---|\n",
+                               "</b></p>\n<table class=\"moved\"><tr><th>rank before</th><th>rank after</th>"
+                               "<th>query</th><th>relevant document</th></tr>\n");
+            for (size_t t = 0; t < ET_MIN(cnt, (size_t)5) && !rc; t++) {
+                const moved *e = dir == 0 ? &mv[t] : &mv[n - 1 - t];
+                size_t i = e->q, a = b->first[i], c = x->first[i];
+                char ra[32], rb[32];
+                snprintf(ra, sizeof ra, a ? "%zu" : "> %zu", a ? a : b->depth);
+                snprintf(rb, sizeof rb, c ? "%zu" : "> %zu", c ? c : x->depth);
+                rc = both(d, err, "| ", "<tr><td>");
+                if (!rc) rc = text2(d, ra, err);
+                if (!rc) rc = both(d, err, " | ", "</td><td>");
+                if (!rc) rc = text2(d, rb, err);
+                if (!rc) rc = both(d, err, " | ", "</td><td>");
+                if (!rc) rc = text2_cut(d, ds->queries[i], 160, err);
+                if (!rc) rc = both(d, err, " | ", "</td><td>");
+                if (!rc) rc = text2_cut(d, ds->docs[ds->rel[ds->rel_off[i]]], 200, err);
+                if (!rc) rc = both(d, err, " |\n", "</td></tr>\n");
+            }
+            if (!rc) rc = both(d, err, "\n", "</table>\n");
+        }
+    }
+    free(mv);
+    return rc;
+}
+
 static int embed_chart(doc *d, const chart *c, et_error *err) {
     int rc = et_buf_puts(&d->md, "![", err);
     if (!rc) rc = et_buf_puts(&d->md, c->title, err);
@@ -595,6 +710,8 @@ static const char *html_head =
     "table{border-collapse:collapse;font-size:13px;display:block;overflow-x:auto}\n"
     "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}\n"
     "th:first-child,td:first-child,td:nth-child(2){text-align:left}\n"
+    "table.moved td:nth-child(3),table.moved td:nth-child(4){text-align:left}\n"
+    "table.moved td:first-child,table.moved td:nth-child(2){text-align:right}\n"
     "th{background:#f3f3f3}\nfigure{margin:16px 0}\n.note{color:#555;font-size:13px}\n"
     "code{background:#f3f3f3;padding:1px 4px}\n</style>\n</head>\n<body>\n";
 
@@ -649,6 +766,7 @@ int et_report_write(const char *dir, const char *dataset_path, const et_dataset 
     if (!rc) rc = metrics_chart(&cs, runs, n_runs, err);
     if (!rc) rc = accuracy_chart(&cs, ds, runs, n_runs, err);
     for (size_t i = 0; i < cs.n && !rc; i++) rc = embed_chart(&d, &cs.v[i], err);
+    if (!rc) rc = moved_queries(&d, ds, runs, n_runs, err);
 
     /* training curves */
     int any_log = 0;

@@ -24,14 +24,25 @@ EOF
 "$EMBTUNE" ingest "$SHARED/corpus/R-data.pdf" -m "$FIX" -o "$OUT/chunks.jsonl" -q || exit 1
 "$EMBTUNE" generate -i "$OUT/chunks.jsonl" -o "$OUT/ds.json" -q || exit 1
 
-"$EMBTUNE" eval -d "$OUT/ds.json" -m "$M" -m "$FIX" --bm25 -o "$OUT/rep" -q >"$OUT/table.txt" || exit 1
-cat "$OUT/table.txt"
+# two adapters on the plain model: linear on queries only, MLP on queries and documents
+"$EMBTUNE" finetune -m "$FIX" -t "$OUT/ds.json" -o "$OUT/ad-linear" --mode adapter --epochs 3 \
+    --cache "$OUT/cache.sqlite" -q || exit 1
+"$EMBTUNE" finetune -m "$FIX" -t "$OUT/ds.json" -o "$OUT/ad-mlp" --mode adapter --adapter mlp --adapter-both \
+    --epochs 3 --cache "$OUT/cache.sqlite" -q || exit 1
+
+"$EMBTUNE" eval -d "$OUT/ds.json" -m "$M" -m "$FIX" --adapter "$OUT/ad-linear" --adapter "$OUT/ad-mlp" --bm25 \
+    --cache "$OUT/cache.sqlite" -o "$OUT/rep" >"$OUT/table.txt" 2>"$OUT/eval.err" || { cat "$OUT/eval.err"; exit 1; }
+cat "$OUT/table.txt" "$OUT/eval.err"
+# the adapters name their base model, so they go on the second -m; the finetune runs cached its embeddings
+grep -q "^model2vec-bge-base-q128+ad-linear " "$OUT/table.txt" || { echo "FAIL: adapter row"; exit 1; }
+grep -q "model2vec-bge-base-q128: .*(321 from the cache)" "$OUT/eval.err" || { echo "FAIL: cache not used"; exit 1; }
 
 "$TORCH_PY" - "$OUT" "$EMBTUNE" "$M" "$FIX" <<'EOF'
 import json, os, subprocess, sys
 import numpy as np
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "ref"))
 import st_ir_eval
+import st_io
 
 out, embtune, m_prompts, m_plain = sys.argv[1:5]
 ds = json.load(open(out + "/ds.json"))
@@ -54,10 +65,33 @@ ranks = {}
 for line in open(out + "/rep/ranks.jsonl"):
     r = json.loads(line)
     ranks[(r["model"], r["query_id"])] = r["rank"] or 0
+def adapter(dirname):
+    """Reference adapters in NumPy from the saved tensors (llama-index names):
+    linear y = W x (+ b); mlp y = x + r * (W2 relu(W1 x + b1) + b2)."""
+    cfg = json.load(open(dirname + "/config.json"))
+    t = {k: np.asarray(v, dtype=np.float64) for k, v in st_io.load(dirname + "/adapter.safetensors").items()}
+    def f(x):
+        if "linear.weight" in t:
+            y = x @ t["linear.weight"].T + (t["linear.bias"] if "linear.bias" in t else 0)
+        else:
+            h = np.maximum(x @ t["linear1.weight"].T + t["linear1.bias"], 0)
+            y = x + t["residual_weight"].reshape(()) * (h @ t["linear2.weight"].T + t["linear2.bias"])
+        return y
+    return f, cfg.get("apply_to", "query") != "query"
+
 bad = 0
-for name, model, qp, dp in (("m2v-prompts", m_prompts, "question: ", "passage: "),
-                            ("model2vec-bge-base-q128", m_plain, None, None)):
-    q, d = embed(model, qtexts, qp, name + "-q"), embed(model, dtexts, dp, name + "-d")
+cache = {}
+for name, model, qp, dp, ad in (("m2v-prompts", m_prompts, "question: ", "passage: ", None),
+                                ("model2vec-bge-base-q128", m_plain, None, None, None),
+                                ("model2vec-bge-base-q128+ad-linear", m_plain, None, None, out + "/ad-linear"),
+                                ("model2vec-bge-base-q128+ad-mlp", m_plain, None, None, out + "/ad-mlp")):
+    if (model, qp) not in cache:
+        cache[(model, qp)] = (embed(model, qtexts, qp, name + "-q"), embed(model, dtexts, dp, name + "-d"))
+    q, d = cache[(model, qp)]
+    if ad:
+        f, both = adapter(ad)
+        q = f(q)
+        d = f(d) if both else d
     res, first = st_ir_eval.metrics(st_ir_eval.search(q, d, 100), relevant)
     got = metrics[name]
     errs = {k: abs(got[k] - v) for k, v in res.items()}

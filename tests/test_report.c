@@ -147,6 +147,15 @@ static void test_report_files(void) {
         TEST_CHECK(strstr(md, "MRR@10 0.4250 -> 0.5676 (+0.1426"), "md: MRR@10 delta");
         TEST_CHECK(strstr(md, "higher for 6 queries, lower for 2, unchanged for 2"), "md: wins/losses");
         TEST_CHECK(strstr(md, "**bm25** vs **base-model**"), "md: bm25 compared with the base model");
+        /* moved queries, by reciprocal-rank change: gains q8 (20 -> 1, +0.95),
+         * q1 (2 -> 1, +0.5), ..., q9 (not found -> 50, +0.02) last;
+         * losses q6 (1 -> 2, -0.5), q7 (4 -> 7, -0.107) */
+        const char *g = strstr(md, "largest gains");
+        TEST_CHECK(g && strstr(g, "|---|---|\n| 20 | 1 | question 8 | text of document 8 |\n| 2 | 1 | question 1 |"),
+                   "md: largest gains");
+        const char *l = strstr(md, "largest losses");
+        TEST_CHECK(l && strstr(l, "|---|---|\n| 1 | 2 | question 6 | text of document 6 |\n| 4 | 7 | question 7 |"),
+                   "md: largest losses");
         TEST_CHECK(strstr(html, "tuned &lt;model&gt;") && !strstr(html, "tuned <model>"), "html escapes names");
         TEST_CHECK(count(html, "<svg") == 6 && count(html, "</svg>") == 6, "html: 6 inline charts, got %zu",
                    count(html, "<svg"));
