@@ -861,6 +861,12 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         t->grads = et_encoder_grads(t->enc, NULL);
         t->decay = et_encoder_decay_mask(t->enc);
         t->rng_size = et_encoder_rng_state(t->enc, NULL, 0);
+        if (!t->is_static) { /* the encoder trains its own copy; from here on the model only lends its
+                                tokenizer, config and tensor layout (validation runs the encoder) */
+            free(t->m->params);
+            t->m->params = NULL;
+            memset(&t->m->p, 0, sizeof(t->m->p));
+        }
     }
 
     /* batch buffers */
