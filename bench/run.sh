@@ -84,3 +84,7 @@ cat > "$OUT/embed.json" <<JSON
  "max_abs_diff_vs_torch": $err}
 JSON
 echo "wrote $OUT/embed.json"
+
+# fine-tuning: static, adapter and bge-small full fine-tuning beside PyTorch (bench/finetune.sh)
+echo
+bench/finetune.sh

@@ -861,6 +861,12 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         t->grads = et_encoder_grads(t->enc, NULL);
         t->decay = et_encoder_decay_mask(t->enc);
         t->rng_size = et_encoder_rng_state(t->enc, NULL, 0);
+        if (!t->is_static) { /* the encoder trains its own copy; from here on the model only lends its
+                                tokenizer, config and tensor layout (validation runs the encoder) */
+            free(t->m->params);
+            t->m->params = NULL;
+            memset(&t->m->p, 0, sizeof(t->m->p));
+        }
     }
 
     /* batch buffers */
@@ -1031,16 +1037,18 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         t->n_neg ? ", hard negatives" : "", t->cached ? ", GradCache" : "");
 
     if (!resume) {
-        char line[2048];
-        snprintf(line, sizeof(line),
-                 "{\"event\": \"start\", \"base\": \"%s\", \"mode\": \"%s\", \"loss\": \"%s\", \"pairs\": %zu, "
-                 "\"epochs\": %zu, \"batch_size\": %zu, \"steps\": %zu, \"lr\": %.6g, \"warmup\": %zu, "
-                 "\"seed\": %llu}",
-                 o->base, mode, o->loss ? o->loss : "mnrl", t->rows.n, t->epochs, t->batch, t->total_steps,
-                 t->acfg.lr, t->warmup, (unsigned long long)o->seed);
-        for (char *p = line; *p; p++)
-            if (*p == '\\') *p = '/';
-        if ((rc = log_line(t, line, err))) goto out;
+        et_buf sl = {0};
+        rc = et_buf_puts(&sl, "{\"event\": \"start\", \"base\": ", err);
+        if (!rc) rc = et_buf_json_string(&sl, o->base, strlen(o->base), err);
+        if (!rc)
+            rc = et_buf_printf(&sl, err,
+                               ", \"mode\": \"%s\", \"loss\": \"%s\", \"pairs\": %zu, \"epochs\": %zu, "
+                               "\"batch_size\": %zu, \"steps\": %zu, \"lr\": %.17g, \"warmup\": %zu, \"seed\": %llu}",
+                               mode, o->loss ? o->loss : "mnrl", t->rows.n, t->epochs, t->batch, t->total_steps,
+                               t->acfg.lr, t->warmup, (unsigned long long)o->seed);
+        if (!rc) rc = log_line(t, sl.data, err);
+        et_buf_free(&sl);
+        if (rc) goto out;
         if (t->va) { /* the base model, and best.bin = the starting point */
             if ((rc = evaluate(t, t->base_metrics, err))) goto out;
             char mb[256];
