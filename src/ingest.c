@@ -477,6 +477,7 @@ int et_ingest_list(const char *const *paths, size_t n_paths, const et_ingest_opt
     et_ingest_stats st;
     memset(&st, 0, sizeof(st));
     walk w = {.o = opts, .st = &st, .err = err};
+    et_strmap_init(&w.ids);
     int rc = collect(&w, paths, n_paths);
     char **out = NULL;
     if (!rc && w.n && !(out = et_calloc(w.n, sizeof(*out), err))) rc = ET_ENOMEM;
@@ -486,8 +487,7 @@ int et_ingest_list(const char *const *paths, size_t n_paths, const et_ingest_opt
         free(w.v[i].doc);
     }
     free(w.v);
-    free(w.devs);
-    free(w.inos);
+    et_strmap_free(&w.ids);
     if (rc) return rc;
     *files = out;
     *n_files = w.n;
