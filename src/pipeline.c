@@ -588,13 +588,13 @@ static int run_generate(pl *p, stage *s, int same_key, et_error *err) {
     if (rc) {
         et_err_prefix(err, "%s", val ? "the validation documents' chunks" : "the training documents' chunks");
     } else {
-        snprintf(s->summary, sizeof(s->summary), "%zu queries for %zu chunks%s%s -> %s", sum.n_queries, sum.n_chunks,
-                 sum.n_failed || sum.n_short ? " (some chunks short of questions, see " : "",
-                 sum.n_failed || sum.n_short ? (val ? F_VAL ".failures.jsonl)" : F_TRAIN ".failures.jsonl)") : "",
+        size_t nbad = sum.n_failed + sum.n_short;
+        char bad[128] = "";
+        if (nbad)
+            snprintf(bad, sizeof(bad), " (%zu chunk%s short of questions: %s.failures.jsonl)", nbad, nbad == 1 ? "" : "s",
+                     val ? F_VAL : F_TRAIN);
+        snprintf(s->summary, sizeof(s->summary), "%zu queries for %zu chunks%s -> %s", sum.n_queries, sum.n_chunks, bad,
                  val ? F_VAL : F_TRAIN);
-        if ((sum.n_failed || sum.n_short) && !p->o->quiet)
-            note(p, "%s: warning: %zu chunks got no question and %zu fewer than asked; see %s", stage_names[s->id],
-                 sum.n_failed, sum.n_short, sum.failures);
         if (val && sum.n_queries < 50)
             note(p, "%s: warning: only %zu validation queries: differences between models of a few points are noise",
                  stage_names[s->id], sum.n_queries);
