@@ -88,8 +88,8 @@ fuzz-run: fuzz
 	        build-fuzz/corpus/$$t fuzz/corpus/$$t || exit 1; \
 	done
 
-demo: all
-	scripts/demo.sh
+demo:  # installs missing packages first (scripts/demo.sh), then builds
+	MAKE="$(MAKE)" scripts/demo.sh
 
 clean:
 	rm -rf build build-asan build-debug build-fuzz

@@ -247,6 +247,15 @@ const char *et_ingest_reason_name(size_t i);
 int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, const et_ingest_opts *opts,
               et_ingest_stats *stats, et_error *err);
 
+/* The files et_ingest would read for these paths and options (directories
+ * walked as et_ingest does: include/exclude globs, known extensions, hidden
+ * entries skipped, a file reached twice listed once), in the order it reads
+ * them. *files: [*n_files] paths, caller frees with et_ingest_list_free.
+ * A missing path is ET_ENOTFOUND; an empty list is not an error. */
+int et_ingest_list(const char *const *paths, size_t n_paths, const et_ingest_opts *opts, char ***files,
+                   size_t *n_files, et_error *err);
+void et_ingest_list_free(char **files, size_t n_files);
+
 /* ==== generate (chunks -> synthetic queries) ================================ */
 /* Reads a chunk file (see `embtune ingest`), writes (query, chunk) training
  * data. With llm_url, asks an OpenAI-compatible /v1/chat/completions server for
@@ -396,6 +405,88 @@ int et_adapter_apply(const et_adapter *a, const float *x /* [n, dim] */, size_t 
                      float *out /* [n, dim] */, et_error *err);
 
 /* ==== evaluation ============================================================== */
+
+/* ==== pipeline (documents -> fine-tuned model -> report) ======================= */
+/* `embtune pipeline`: the whole workflow in one call, every stage writing
+ * into run_dir:
+ *   ingest-val      val_docs   -> chunks-val.jsonl
+ *   ingest-train    train_docs -> chunks-train.jsonl
+ *   generate-val    chunks-val.jsonl   -> val.json    (queries about the
+ *   generate-train  chunks-train.jsonl -> train.json   validation documents only)
+ *   finetune        base + train.json (val.json for the curves) -> model/
+ *                   (adapter/ in adapter mode)
+ *   eval            base vs fine-tuned vs BM25 on val.json -> report/
+ * (validation stages first: they are small, and a problem with the
+ * validation documents shows before the long stages). run_dir/manifest.json
+ * records per stage its status, timings, options, the SHA-256 of every input
+ * and output file and a key over them. Rerunning skips each stage whose key
+ * is unchanged and whose outputs are intact, resumes an interrupted stage
+ * (generate's journal, finetune's checkpoint) and reruns a stage whose key
+ * changed; a stage after it reruns when its own inputs changed. */
+
+#define ET_PIPELINE_STAGES 6
+
+typedef struct et_pipeline_opts {
+    const char *const *train_docs; /* [n_train_docs] files or directories, borrowed */
+    size_t n_train_docs;
+    const char *const *val_docs;   /* [n_val_docs] files or directories, borrowed */
+    size_t n_val_docs;
+    const char *base;              /* base model directory or Hugging Face id */
+    const char *run_dir;           /* created if needed */
+    /* Stage options, initialized by et_pipeline_opts_default to each stage's
+     * defaults. The pipeline sets the fields that wire stages together:
+     * ingest: tokenizer, max_tokens (from the base model), progress, on_skip;
+     * generate: input, output, format, val_*, restart; finetune: base, train,
+     * val, out_dir, resume, overwrite, save_last, stop, quiet. */
+    et_ingest_opts ingest;         /* chunk_size, chunk_overlap, include, exclude, strict */
+    et_generate_opts generate;     /* questions, seed, LLM and prompt options */
+    et_finetune_opts finetune;     /* mode, loss, optimization; prompt_name, max_length and
+                                      cache also apply to eval */
+    int select_best;               /* keep the epoch best on the validation set (default 0:
+                                      the last model, so the eval on that set stays honest) */
+    size_t ks[8];                  /* eval cut-offs for accuracy/precision/recall */
+    size_t n_k;                    /* 0 = 1,3,5,10 */
+    const char *rerun;             /* NULL, or a stage name: run it and every later stage
+                                      even when up to date ("all" = every stage) */
+    int quiet;                     /* no progress on stderr */
+    volatile int *stop;            /* set non-zero (e.g. by a signal) to stop at the next
+                                      checkpoint; polled while *stop_polled is 1 */
+    volatile int *stop_polled;     /* may be NULL; the pipeline sets it to 1 while the running
+                                      stage polls *stop (finetune), else 0, so a signal handler
+                                      knows whether to set *stop or let the signal kill */
+} et_pipeline_opts;
+
+typedef struct et_pipeline_stage_info {
+    const char *name;    /* "ingest-val", ... (static) */
+    const char *action;  /* "ran", "resumed", "up to date", "failed", "interrupted",
+                            "not run" (static) */
+    double seconds;      /* spent in this call */
+    char summary[256];   /* e.g. "107 chunks from 1 file, 41 pages -> chunks-val.jsonl" */
+} et_pipeline_stage_info;
+
+typedef struct et_pipeline_result {
+    et_pipeline_stage_info stages[ET_PIPELINE_STAGES];
+    double seconds;
+    int evaluated;        /* 1 when the fields below are set */
+    char table[4096];     /* the comparison table (one row per system) */
+    char report[4096];    /* report.html path */
+    char manifest[4096];  /* manifest.json path */
+    char base_name[128], tuned_name[128]; /* row labels */
+    /* validation metrics of the base, fine-tuned and BM25 systems; accuracy
+     * at 1, 3, 5, 10 (NaN when a cut-off was not asked) */
+    double base_acc[4], tuned_acc[4], bm25_acc[4];
+    double base_mrr10, tuned_mrr10, bm25_mrr10;
+    double base_ndcg10, tuned_ndcg10, bm25_ndcg10;
+    size_t n_val_queries;
+} et_pipeline_result;
+
+/* Fills every stage's defaults (et_ingest_opts_default, et_generate_opts_init,
+ * et_finetune_opts_default) and the pipeline's own. */
+void et_pipeline_opts_default(et_pipeline_opts *o);
+/* Runs (or resumes) the pipeline. res may be NULL; on failure its stages
+ * still tell which ran and which failed. An error names the stage. */
+int et_pipeline(const et_pipeline_opts *o, et_pipeline_result *res, et_error *err);
+
 
 /* ==== serve and hub =========================================================== */
 

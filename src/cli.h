@@ -27,6 +27,9 @@ int cli_eval(int argc, char **argv);
 /* fine-tuning (cli_finetune.c) */
 int cli_finetune(int argc, char **argv);
 
+/* the whole workflow (cli_pipeline.c) */
+int cli_pipeline(int argc, char **argv);
+
 /* serve and hub (cli_serve.c, cli_download.c) */
 int cli_serve(int argc, char **argv);
 int cli_download(int argc, char **argv);

@@ -35,6 +35,7 @@ static const struct {
     {"serve", cli_serve, "serve embeddings over HTTP (OpenAI and TEI APIs)"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
+    {"pipeline", cli_pipeline, "the whole workflow: documents -> fine-tuned model -> report (resumable)"},
     {"tokenize", cli_tokenize, "tokenize text as Hugging Face tokenizers does (ids, offsets)"},
     {NULL, NULL, NULL},
 };

@@ -702,7 +702,8 @@ static int assemble(job *j, int format, et_error *err) {
     if (!rc) rc = build_dataset(j, is_val, 0, &tr, &ntr, err);
     if (!rc && is_val) rc = build_dataset(j, is_val, 1, &va, &nva, err);
     if (!rc && ntr == 0)
-        rc = et_err_set(err, ET_EINVAL, "no questions were generated for the training set (see %s)", j->sum.failures);
+        rc = et_err_set(err, ET_EINVAL, "no questions were generated%s (see %s)", is_val ? " for the training set" : "",
+                        j->sum.failures);
     if (!rc) rc = et_dataset_save(tr, o->output, format, err);
     if (!rc && va) rc = et_dataset_save(va, o->val_output, format, err);
     j->sum.n_queries = ntr + nva;

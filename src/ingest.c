@@ -463,3 +463,38 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
     st->seconds = et_now() - t0;
     return rc;
 }
+
+int et_ingest_list(const char *const *paths, size_t n_paths, const et_ingest_opts *opts, char ***files,
+                   size_t *n_files, et_error *err) {
+    *files = NULL;
+    *n_files = 0;
+    et_ingest_opts defaults;
+    if (!opts) {
+        et_ingest_opts_default(&defaults);
+        opts = &defaults;
+    }
+    if (n_paths == 0 || !paths) return et_err_set(err, ET_EINVAL, "no input paths");
+    et_ingest_stats st;
+    memset(&st, 0, sizeof(st));
+    walk w = {.o = opts, .st = &st, .err = err};
+    et_strmap_init(&w.ids);
+    int rc = collect(&w, paths, n_paths);
+    char **out = NULL;
+    if (!rc && w.n && !(out = et_calloc(w.n, sizeof(*out), err))) rc = ET_ENOMEM;
+    for (size_t i = 0; i < w.n; i++) {
+        if (!rc) out[i] = w.v[i].path; /* ownership moves to the caller */
+        else free(w.v[i].path);
+        free(w.v[i].doc);
+    }
+    free(w.v);
+    et_strmap_free(&w.ids);
+    if (rc) return rc;
+    *files = out;
+    *n_files = w.n;
+    return ET_OK;
+}
+
+void et_ingest_list_free(char **files, size_t n_files) {
+    for (size_t i = 0; files && i < n_files; i++) free(files[i]);
+    free(files);
+}
