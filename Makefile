@@ -10,7 +10,7 @@
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
-PKGS    := libcjson libutf8proc oniguruma libcurl libmicrohttpd poppler-glib libxml-2.0
+PKGS    := libcjson libutf8proc oniguruma libcurl libmicrohttpd poppler-glib libxml-2.0 sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)

@@ -96,8 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* blocks inside the text, pages monotone */
         for (size_t i = 0; i < d.n_blocks; i++)
             if (d.blocks[i].off + d.blocks[i].len > d.text.len || d.blocks[i].len == 0) __builtin_trap();
-        for (size_t i = 1; i < d.n_marks; i++)
-            if (d.marks[i].off < d.marks[i - 1].off) __builtin_trap();
+        for (size_t i = 0; i < d.n_marks; i++)
+            if (d.marks[i].off > d.text.len || (i && d.marks[i].off < d.marks[i - 1].off)) __builtin_trap();
         check_chunks(&d, budget, budget / 4);
     }
     et_doc_free(&d);

@@ -298,6 +298,99 @@ int et_generate(const et_generate_opts *o, et_generate_summary *sum, et_error *e
 
 /* ==== fine-tuning ============================================================ */
 
+/* Fine-tuning (`embtune finetune`): trains a copy of a base model (mode
+ * "full": every parameter, by backpropagation; static models: the token
+ * table) or an adapter on its frozen embeddings (mode "adapter") on a
+ * retrieval dataset, with in-batch-negative losses, AdamW, a linear warm-up /
+ * decay schedule, gradient clipping, checkpoints and resume. OUT_DIR receives
+ * the model directory (sentence-transformers layout) or the adapter
+ * directory, plus train_log.jsonl; OUT_DIR/checkpoint/ holds the resumable
+ * state while training. Zero / NULL fields take the documented defaults. */
+typedef struct et_finetune_opts {
+    const char *base;          /* base model directory (required) */
+    const char *train;         /* training dataset (required) */
+    const char *val;           /* validation dataset, or NULL */
+    const char *format;        /* "llama", "pairs", "flag", "beir"; NULL = detect */
+    const char *out_dir;       /* output directory (required) */
+    const char *mode;          /* "full" (default) or "adapter" */
+    const char *adapter;       /* "linear" (default) or "mlp" */
+    size_t adapter_hidden;     /* mlp hidden width; 0 = 2 x dim */
+    int adapter_bias;          /* linear adapter with a bias */
+    int adapter_both;          /* adapter applied to documents too (default: queries only) */
+    const char *loss;          /* "mnrl" (default), "mnrl-sym", "gist", "matryoshka", "cached-mnrl" */
+    const char *guide;         /* guide model directory (loss "gist") */
+    float scale;               /* MNRL similarity scale; 0 = 20 */
+    float temperature;         /* GIST temperature; 0 = 0.01 */
+    size_t n_dims;             /* Matryoshka dims (0 = dim, dim/2, dim/4, ... >= 32) */
+    size_t dims[16];
+    float dim_weights[16];     /* 0 = 1 */
+    size_t mini_batch;         /* GradCache mini-batch ("cached-mnrl"); 0 = 32 */
+    size_t epochs;             /* 0 = default of the mode */
+    double lr;                 /* peak learning rate; 0 = default of the mode */
+    size_t batch_size;         /* rows per batch; 0 = default of the mode */
+    size_t grad_accum;         /* batches per optimizer step; 0 = 1 */
+    double warmup;             /* < 1: fraction of the steps; >= 1: steps. < 0 = 0.1 */
+    double weight_decay;       /* < 0 = 0.01 */
+    float max_grad_norm;       /* 0 = 1.0; < 0 = no clipping */
+    size_t max_length;         /* tokens per text; 0 = the model's */
+    uint64_t seed;             /* shuffling, sampling, dropout, init */
+    size_t eval_steps;         /* validate every N steps; 0 = every epoch */
+    size_t save_steps;         /* checkpoint every N steps; 0 = every epoch/eval + 5 minutes */
+    long negatives;            /* hard-negative columns; < 0 = 1 if the data has negatives */
+    int resume;                /* continue from OUT_DIR/checkpoint */
+    int overwrite;             /* replace an existing OUT_DIR model and checkpoint */
+    int no_dropout;            /* dropout off (default: the model config's) */
+    const char *prompt_name;   /* query prompt of the model (NULL: "query" if the model has it) */
+    const char *cache;         /* adapter mode: embedding cache file; NULL = default, "" = none */
+    int save_last;             /* write the last model, not the best validated one */
+    int log_batches;           /* train_log.jsonl lists each step's rows (query and document ids) */
+    int quiet;                 /* no progress or summary on stderr */
+    volatile int *stop;        /* set non-zero (e.g. from a signal handler) to checkpoint and stop */
+} et_finetune_opts;
+
+typedef struct et_finetune_result {
+    size_t steps;              /* optimizer steps done */
+    size_t rows;               /* training rows (query, positive) per epoch */
+    double last_loss;          /* mean loss of the last logged step */
+    double seconds;            /* training time of this run */
+    double pairs_per_s;        /* rows per second of this run */
+    int validated;             /* 1 if a validation set was given */
+    size_t best_step;          /* step of the model written (0 = base) */
+    double base_acc[4];        /* accuracy@1,3,5,10 of the base model on val */
+    double base_mrr10;
+    double best_acc[4];        /* of the model written */
+    double best_mrr10;
+} et_finetune_result;
+
+/* Sets every field of o to its default (zeros, NULLs and the < 0 markers). */
+void et_finetune_opts_default(et_finetune_opts *o);
+/* Runs the fine-tuning. res may be NULL. */
+int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *err);
+
+/* Adapters: a small trained transform applied to base-model embeddings, so
+ * the base model (and, for query-only adapters, the document index) stays
+ * untouched. Written by `embtune finetune --mode adapter` as a directory:
+ * config.json + adapter.safetensors (tensor names as llama-index's
+ * LinearLayer / TwoLayerNN state dicts).
+ *   linear: y = W x (+ b), W initialized to the identity
+ *   mlp:    y = x + r * W2 relu(W1 x + b1) + r * b2, r initialized to 0 */
+typedef struct et_adapter et_adapter;
+
+/* Loads an adapter directory. Caller frees with et_adapter_free. */
+int et_adapter_load(et_adapter **out, const char *dir, et_error *err);
+void et_adapter_free(et_adapter *a);
+/* Input/output width (the base model's embedding dimension). */
+size_t et_adapter_dim(const et_adapter *a);
+/* 1 if the adapter was trained on (and must be applied to) documents as well
+ * as queries; 0 = queries only (documents use the base embedding). */
+int et_adapter_applies_to_docs(const et_adapter *a);
+/* Base model directory recorded at training time (borrowed; may be ""). */
+const char *et_adapter_base_model(const et_adapter *a);
+/* out[i] = adapter(x[i]) for n rows, L2-normalized when the base model
+ * normalizes (recorded in config.json). out may equal x. */
+int et_adapter_apply(const et_adapter *a, const float *x /* [n, dim] */, size_t n,
+                     float *out /* [n, dim] */, et_error *err);
+
 /* ==== evaluation ============================================================== */
 
 /* ==== serve and hub =========================================================== */

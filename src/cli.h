@@ -24,6 +24,9 @@ int cli_generate(int argc, char **argv);
 /* evaluation (cli_eval.c) */
 int cli_eval(int argc, char **argv);
 
+/* fine-tuning (cli_finetune.c) */
+int cli_finetune(int argc, char **argv);
+
 /* serve and hub (cli_serve.c, cli_download.c) */
 int cli_serve(int argc, char **argv);
 int cli_download(int argc, char **argv);

@@ -12,7 +12,10 @@
 #include "npy.h"
 #include "util.h"
 
-#define BLOCK 2048 /* texts embedded per block (bounded memory) */
+/* Texts embedded per block (bounded memory; progress is reported per block):
+ * transformers 512 (enough for length bucketing), static models 4096. */
+#define BLOCK_TRANSFORMER 512
+#define BLOCK_STATIC 4096
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -214,10 +217,13 @@ int cli_embed(int argc, char **argv) {
     }
     size_t total = strcmp(in_path, "-") ? count_lines(in_path) : 0;
     size_t dim = et_model_dim(m);
-    char **texts = calloc(BLOCK, sizeof(char *));
-    int32_t **ids = calloc(BLOCK, sizeof(int32_t *));
-    size_t *lens = calloc(BLOCK, sizeof(size_t));
-    float *vecs = malloc((size_t)BLOCK * dim * sizeof(float));
+    et_model_info mi;
+    et_model_get_info(m, &mi);
+    size_t block = strcmp(mi.architecture, "model2vec") ? BLOCK_TRANSFORMER : BLOCK_STATIC;
+    char **texts = calloc(block, sizeof(char *));
+    int32_t **ids = calloc(block, sizeof(int32_t *));
+    size_t *lens = calloc(block, sizeof(size_t));
+    float *vecs = malloc(block * dim * sizeof(float));
     et_npy_writer nw;
     et_afile jf;
     int rc = (!texts || !ids || !lens || !vecs) ? et_err_set(&err, ET_ENOMEM, "out of memory") : ET_OK;
@@ -233,7 +239,7 @@ int cli_embed(int argc, char **argv) {
     int eof = 0;
     while (!rc && !eof) {
         size_t n = 0;
-        while (n < BLOCK) {
+        while (n < block) {
             char *t = NULL;
             int r = next_text(&in, &t, &err);
             if (r < 0) { rc = -r; break; }

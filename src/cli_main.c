@@ -31,6 +31,7 @@ static const struct {
     {"info", cli_info, "describe a model directory"},
     {"ingest", cli_ingest, "documents (PDF, HTML, Markdown, text) -> token-budgeted chunks (JSONL)"},
     {"generate", cli_generate, "synthetic training queries for chunks (embedded generator or an LLM)"},
+    {"finetune", cli_finetune, "fine-tune a model or train an adapter on a retrieval dataset"},
     {"download", cli_download, "fetch a model from the Hugging Face Hub into the HF cache"},
     {"eval", cli_eval, "retrieval metrics: base vs fine-tuned vs BM25, with a report"},
     {"tokenize", cli_tokenize, "tokenize text as Hugging Face tokenizers does (ids, offsets)"},

@@ -89,3 +89,33 @@ int et_encoder_save(const et_encoder *enc, const char *dir, et_error *err) {
     if (!enc->ops->save) return et_err_set(err, ET_EUNSUPPORTED, "encoder (%s) cannot save", enc->ops->name);
     return enc->ops->save(enc, dir, err);
 }
+
+int et_encoder_copy_file(const char *src_dir, const char *name, const char *dst_dir, int required,
+                         et_error *err) {
+    char *src = et_path_join(src_dir, name, err), *dst = src ? et_path_join(dst_dir, name, err) : NULL;
+    int rc = ET_OK;
+    if (!src || !dst) {
+        rc = ET_ENOMEM;
+        goto done;
+    }
+    if (!et_file_exists(src)) {
+        if (required) rc = et_err_set(err, ET_ENOTFOUND, "%s: not found (needed in the saved model)", src);
+        goto done;
+    }
+    char *slash = strrchr(dst, '/');
+    if (slash && strchr(name, '/')) {
+        *slash = 0;
+        rc = et_mkdir_p(dst, err);
+        *slash = '/';
+        if (rc) goto done;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    if ((rc = et_read_file(src, 0, &data, &len, err))) goto done;
+    rc = et_write_file_atomic(dst, data, len, err);
+    free(data);
+done:
+    free(src);
+    free(dst);
+    return rc;
+}

@@ -51,6 +51,16 @@ int et_encoder_init_static(et_encoder **out, const et_model *m, const et_encoder
 int et_encoder_static_from_table(et_encoder **out, const et_model *m, const float *table /* [V, D] */,
                                  size_t V, size_t D, int normalize, int32_t unk_id,
                                  const et_encoder_opts *opts, et_error *err);
+/* Copies src_dir/name to dst_dir/name atomically (subdirectories of name are
+ * created). A missing source is ET_ENOTFOUND if `required`, else skipped. */
+int et_encoder_copy_file(const char *src_dir, const char *name, const char *dst_dir, int required,
+                         et_error *err);
+
+/* Copies src_dir/name to dst_dir/name atomically (subdirectories of name are
+ * created). A missing source is ET_ENOTFOUND if `required`, else skipped. */
+int et_encoder_copy_file(const char *src_dir, const char *name, const char *dst_dir, int required,
+                         et_error *err);
+
 int et_encoder_init_bert(et_encoder **out, const et_model *m, const et_encoder_opts *opts, et_error *err);
 
 #endif

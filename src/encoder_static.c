@@ -13,6 +13,8 @@
 
 #include "encoder_impl.h"
 #include "loss.h"
+#include "model.h"
+#include "safetensors.h"
 #include "util.h"
 
 typedef struct static_slot {
@@ -76,11 +78,11 @@ static int st_forward(et_encoder *enc, int slot, const int32_t *const *ids, cons
         }
         sl->off[0] = 0;
     }
-    float *acc = et_malloc_n(D, sizeof(float), err);
+    double *acc = et_malloc_n(D, sizeof(double), err);
     if (!acc) return ET_ENOMEM;
     size_t pos = 0;
     for (size_t b = 0; b < B; b++) {
-        memset(acc, 0, D * sizeof(float));
+        memset(acc, 0, D * sizeof(double));
         size_t n = 0;
         for (size_t t = 0; t < lens[b]; t++) {
             int32_t id = ids[b][t];
@@ -90,9 +92,8 @@ static int st_forward(et_encoder *enc, int slot, const int32_t *const *ids, cons
             if (sl) sl->ids[pos++] = id;
             n++;
         }
-        float inv = n ? 1.0f / (float)n : 0.0f;
         float *mean = sl ? sl->mean + b * D : emb + b * D;
-        for (size_t k = 0; k < D; k++) mean[k] = acc[k] * inv;
+        for (size_t k = 0; k < D; k++) mean[k] = n ? (float)(acc[k] / (double)n) : 0.0f;
         if (s->normalize) et_l2norm_forward(emb + b * D, mean, 1, D, D);
         else if (sl) memcpy(emb + b * D, mean, D * sizeof(float));
         if (sl) {
@@ -134,6 +135,80 @@ static int st_backward(et_encoder *enc, int slot, const float *d_emb, et_error *
     return ET_OK;
 }
 
+/* Writes the model2vec layout of the fixture, with the full table:
+ * model.safetensors {"embeddings": F32 [V, D]} (no mapping, no weights),
+ * config.json (the base's, else a minimal one), tokenizer files,
+ * modules.json (StaticEmbedding at ".", Normalize at "1_Normalize" when the
+ * model normalizes), config_sentence_transformers.json (the base's prompts). */
+static int st_save(const et_encoder *enc, const char *dir, et_error *err) {
+    const static_impl *s = enc->impl;
+    const et_model *m = enc->model;
+    if (!m) return et_err_set(err, ET_EUNSUPPORTED, "static encoder without a base model cannot save");
+    int rc = et_mkdir_p(dir, err);
+    if (rc) return rc;
+    char *path = et_path_join(dir, "model.safetensors", err);
+    if (!path) return ET_ENOMEM;
+    et_st_out t = {.name = "embeddings", .data = enc->params, .ndim = 2, .shape = {s->V, s->D}};
+    rc = et_safetensors_write(path, &t, 1, err);
+    free(path);
+    if (rc) return rc;
+    const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"};
+    for (size_t i = 0; i < ET_ARRAY_LEN(tok_files) && !rc; i++)
+        rc = et_encoder_copy_file(m->dir, tok_files[i], dir, i == 0, err);
+    if (rc) return rc;
+    et_buf b = {0};
+    char *cfg_src = et_path_join(m->dir, "config.json", err);
+    if (!cfg_src) return ET_ENOMEM;
+    int have_cfg = et_file_exists(cfg_src);
+    free(cfg_src);
+    if (have_cfg) rc = et_encoder_copy_file(m->dir, "config.json", dir, 1, err);
+    else {
+        rc = et_buf_printf(&b, err,
+                           "{\n    \"model_type\": \"model2vec\",\n    \"architectures\": [\"StaticModel\"],\n"
+                           "    \"hidden_dim\": %zu,\n    \"normalize\": %s\n}\n",
+                           s->D, s->normalize ? "true" : "false");
+        char *p = rc ? NULL : et_path_join(dir, "config.json", err);
+        if (!rc) rc = p ? et_write_file_atomic(p, b.data, b.len, err) : ET_ENOMEM;
+        free(p);
+    }
+    if (rc) goto done;
+    b.len = 0;
+    rc = et_buf_printf(&b, err,
+                       "[\n    {\n        \"idx\": 0,\n        \"name\": \"0\",\n        \"path\": \".\",\n"
+                       "        \"type\": \"sentence_transformers.models.StaticEmbedding\"\n    }%s\n]\n",
+                       s->normalize ? ",\n    {\n        \"idx\": 1,\n        \"name\": \"1\",\n"
+                                      "        \"path\": \"1_Normalize\",\n"
+                                      "        \"type\": \"sentence_transformers.models.Normalize\"\n    }"
+                                    : "");
+    if (rc) goto done;
+    char *p = et_path_join(dir, "modules.json", err);
+    rc = p ? et_write_file_atomic(p, b.data, b.len, err) : ET_ENOMEM;
+    free(p);
+    if (rc) goto done;
+    if (s->normalize) {
+        p = et_path_join(dir, "1_Normalize", err);
+        rc = p ? et_mkdir_p(p, err) : ET_ENOMEM;
+        free(p);
+        if (rc) goto done;
+    }
+    rc = et_encoder_copy_file(m->dir, "config_sentence_transformers.json", dir, 0, err);
+    if (rc) goto done;
+    p = et_path_join(dir, "config_sentence_transformers.json", err);
+    if (!p) {
+        rc = ET_ENOMEM;
+        goto done;
+    }
+    if (!et_file_exists(p)) {
+        static const char st_cfg[] = "{\n    \"prompts\": {},\n    \"default_prompt_name\": null,\n"
+                                     "    \"similarity_fn_name\": \"cosine\"\n}\n";
+        rc = et_write_file_atomic(p, st_cfg, sizeof(st_cfg) - 1, err);
+    }
+    free(p);
+done:
+    et_buf_free(&b);
+    return rc;
+}
+
 static const et_encoder_ops static_ops = {
     .name = "static",
     .destroy = st_destroy,
@@ -141,7 +216,7 @@ static const et_encoder_ops static_ops = {
     .backward = st_backward,
     .rng_state = NULL,
     .set_rng_state = NULL,
-    .save = NULL,
+    .save = st_save,
 };
 
 int et_encoder_static_from_table(et_encoder **out, const et_model *m, const float *table, size_t V, size_t D,
@@ -179,7 +254,26 @@ int et_encoder_static_from_table(et_encoder **out, const et_model *m, const floa
 }
 
 int et_encoder_init_static(et_encoder **out, const et_model *m, const et_encoder_opts *opts, et_error *err) {
-    (void)m, (void)opts;
     *out = NULL;
-    return et_err_set(err, ET_EUNSUPPORTED, "static encoder: model internals (model.h) have not landed yet");
+    const size_t V = m->cfg.vocab_size, D = m->cfg.hidden;
+    size_t n;
+    if (m->cfg.arch != ET_ARCH_STATIC || !m->static_emb || V == 0 || D == 0 || !et_size_mul(V, D, &n))
+        return et_err_set(err, ET_EINVAL, "static encoder: %s is not a static model", m->dir ? m->dir : "model");
+    float *table = et_malloc_n(n, sizeof(float), err);
+    if (!table) return ET_ENOMEM;
+    for (size_t v = 0; v < V; v++) { /* expand: row v = weights[v] * embeddings[mapping[v]] */
+        size_t row = m->mapping ? (size_t)m->mapping[v] : v;
+        if (row >= m->static_rows) {
+            free(table);
+            return et_err_set(err, ET_EFORMAT, "%s: mapping[%zu] = %zu is outside the table (%zu rows)", m->dir, v,
+                              row, m->static_rows);
+        }
+        double w = m->tok_weights ? m->tok_weights[v] : 1.0;
+        for (size_t k = 0; k < D; k++) table[v * D + k] = (float)((double)m->static_emb[row * D + k] * w);
+    }
+    et_encoder_opts o = *opts;
+    if (!o.max_len) o.max_len = m->max_length;
+    int rc = et_encoder_static_from_table(out, m, table, V, D, m->normalize, m->unk_id, &o, err);
+    free(table);
+    return rc;
 }

@@ -82,9 +82,7 @@ typedef struct walk {
     size_t n, cap;
     const et_ingest_opts *o;
     et_ingest_stats *st;
-    dev_t *devs;
-    ino_t *inos;
-    size_t n_ids, cap_ids;
+    et_strmap ids; /* "dev:ino" of every file taken */
     dev_t out_dev;
     ino_t out_ino;
     int have_out;
@@ -118,21 +116,11 @@ static int known_ext(const char *p) {
 /* 1 if (dev, ino) was seen (same file twice, or the output file). */
 static int seen_file(walk *w, const struct stat *sb, int *oom) {
     if (w->have_out && sb->st_dev == w->out_dev && sb->st_ino == w->out_ino) return 1;
-    for (size_t i = 0; i < w->n_ids; i++)
-        if (w->devs[i] == sb->st_dev && w->inos[i] == sb->st_ino) return 1;
-    if (w->n_ids == w->cap_ids) {
-        size_t cap = w->cap_ids ? 2 * w->cap_ids : 64;
-        dev_t *d = et_realloc_n(w->devs, cap, sizeof(*d), w->err);
-        if (!d) return *oom = 1, 0;
-        w->devs = d;
-        ino_t *n = et_realloc_n(w->inos, cap, sizeof(*n), w->err);
-        if (!n) return *oom = 1, 0;
-        w->inos = n;
-        w->cap_ids = cap;
-    }
-    w->devs[w->n_ids] = sb->st_dev;
-    w->inos[w->n_ids++] = sb->st_ino;
-    return 0;
+    char key[48];
+    int kl = snprintf(key, sizeof(key), "%llx:%llx", (unsigned long long)sb->st_dev, (unsigned long long)sb->st_ino);
+    int r = et_strmap_put_new(&w->ids, key, (size_t)kl, 1, NULL, w->err);
+    if (r < 0) *oom = 1;
+    return r == 1;
 }
 
 static int add_src(walk *w, const char *path, const char *doc, const struct stat *sb) {
@@ -381,6 +369,7 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
     if (!out_path || !*out_path) return et_err_set(err, ET_EINVAL, "no output path");
 
     walk w = {.o = opts, .st = st, .err = err};
+    et_strmap_init(&w.ids);
     struct stat osb;
     if (out_path && stat(out_path, &osb) == 0) {
         w.have_out = 1;
@@ -469,8 +458,7 @@ int et_ingest(const char *const *paths, size_t n_paths, const char *out_path, co
         free(w.v[i].doc);
     }
     free(w.v);
-    free(w.devs);
-    free(w.inos);
+    et_strmap_free(&w.ids);
     et_strmap_free(&ids);
     st->seconds = et_now() - t0;
     return rc;

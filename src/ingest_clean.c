@@ -535,7 +535,10 @@ static int doc_content(et_doc *d, et_error *err) {
 /* Appends s with blank runs collapsed to one space and dot leaders
  * (". . . ." or "....") shortened to " ... ". */
 static int append_prose(et_doc *d, const char *s, size_t n, et_error *err) {
-    int rc = et_buf_reserve(&d->text, n, err);
+    /* output <= n + n/4 + 1: a leader of >= 4 input bytes becomes " ... " (5) */
+    size_t cap;
+    if (!et_size_add(n, n / 4 + 8, &cap)) return et_err_set(err, ET_ENOMEM, "line too long");
+    int rc = et_buf_reserve(&d->text, cap, err);
     if (rc) return rc;
     char *o = d->text.data + d->text.len;
     size_t k = 0;
@@ -589,8 +592,8 @@ int et_doc_line(et_doc *d, const char *s, size_t n, et_error *err) {
         }
         return n ? et_buf_append(&d->text, s, n, err) : ET_OK;
     }
-    while (n && (*s == ' ' || *s == '\t')) s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    while (n && (*s == ' ' || *s == '\t' || *s == '\f' || *s == '\v' || *s == '\n')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\f' || s[n - 1] == '\v' || s[n - 1] == '\n')) n--;
     if (!n) return ET_OK;
     if (d->start != SIZE_MAX && d->text.len > d->start) {
         const char *l = d->text.data + d->start;
@@ -642,9 +645,16 @@ int et_doc_end(et_doc *d, et_error *err) {
     d->open = 0;
     if (d->start == SIZE_MAX) return ET_OK;
     if (d->kind == ET_BLK_CODE) code_dedent(d);
-    while (d->text.len > d->start && strchr(" \t\n", d->text.data[d->text.len - 1])) d->text.len--;
+    while (d->text.len > d->start && strchr(" \t\n\f\v", d->text.data[d->text.len - 1])) d->text.len--;
+    if (d->text.len == d->start) /* nothing visible: take back the separator too */
+        d->text.len = d->start >= 2 ? d->start - 2 : d->start;
+    /* page marks past the end point at text that is gone: the page is pending again */
+    while (d->n_marks && d->marks[d->n_marks - 1].off > d->text.len) {
+        if (!d->pending_page) d->pending_page = d->marks[d->n_marks - 1].page;
+        d->n_marks--;
+    }
     if (d->text.data) d->text.data[d->text.len] = '\0';
-    if (d->text.len == d->start) return ET_OK;
+    if (d->text.len <= d->start) return ET_OK;
     if (d->n_blocks == d->cap_blocks) {
         size_t cap = d->cap_blocks ? 2 * d->cap_blocks : 64;
         et_block *p = et_realloc_n(d->blocks, cap, sizeof(*p), err);

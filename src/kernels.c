@@ -752,7 +752,11 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
     }
     if (gemm_choice < 0) {
         const char *e = getenv("ET_GEMM");
-        gemm_choice = e && !strcmp(e, "blas") ? 0 : (e && !strcmp(e, "avx2") ? 1 : 1);
+        /* default: embtune's packed AVX2/FMA kernel. Its results do not depend on the thread
+         * count (each output is one register accumulation over the full K), which callers rely
+         * on (eval's top-k); OpenBLAS's do, and it was not consistently faster in `make bench`.
+         * ET_GEMM=blas selects OpenBLAS sgemm. */
+        gemm_choice = e && !strcmp(e, "blas") ? 0 : 1;
         if (!kernels_have_avx2()) gemm_choice = 0;
     }
     if (gemm_choice == 1) matmul_forward_avx2(out, inp, w, bias, N, C, OC);

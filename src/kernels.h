@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 /* ---- matmul: out = inp @ w^T + bias ------------------------------------------ */
+/* The dispatched matmul gives bit-identical results for any thread count (on a
+ * given CPU path): AVX2 by default, OpenBLAS with ET_GEMM=blas (not invariant). */
 void matmul_forward(float *out /* [N, OC] */, const float *inp /* [N, C] */,
                     const float *w /* [OC, C] */, const float *bias /* [OC] or NULL */,
                     size_t N, size_t C, size_t OC);

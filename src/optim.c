@@ -7,8 +7,118 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "threads.h"
 #include "util.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define OPT_X86 1
+#else
+#define OPT_X86 0
+#endif
+
+static int use_ref = -1; /* ET_KERNELS=ref: the plain kernels */
+static int fast(void) {
+    if (use_ref < 0) {
+        const char *e = getenv("ET_KERNELS");
+        use_ref = e && !strcmp(e, "ref");
+    }
+    return !use_ref && OPT_X86 && kernels_have_avx2();
+}
+
+/* ---- kernels: sum of squares of a block, in double --------------------------------- */
+
+double et_sumsq_ref(const float *g /* [n] */, size_t n) {
+    double acc = 0;
+    for (size_t i = 0; i < n; i++) acc += (double)g[i] * g[i];
+    return acc;
+}
+
+#if OPT_X86
+/* Two accumulators of 4 doubles; the lane sums are added in a fixed order, so
+ * the result is deterministic (it differs from the reference in the last bits:
+ * another summation order). */
+__attribute__((target("avx2,fma"))) static double sumsq_avx2(const float *g, size_t n) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+        a0 = _mm256_fmadd_pd(lo, lo, a0); /* float*float is exact in double: fma == mul + add */
+        a1 = _mm256_fmadd_pd(hi, hi, a1);
+    }
+    double l[4], h[4];
+    _mm256_storeu_pd(l, a0);
+    _mm256_storeu_pd(h, a1);
+    double acc = ((l[0] + h[0]) + (l[1] + h[1])) + ((l[2] + h[2]) + (l[3] + h[3]));
+    for (; i < n; i++) acc += (double)g[i] * g[i];
+    return acc;
+}
+#endif
+
+static double sumsq(const float *g, size_t n) {
+#if OPT_X86
+    if (fast()) return sumsq_avx2(g, n);
+#endif
+    return et_sumsq_ref(g, n);
+}
+
+/* ---- kernels: the AdamW update of a range ---------------------------------------------- */
+
+void et_adamw_update_ref(float *p /* [n] */, float *m /* [n] */, float *v /* [n] */, const float *g /* [n] */,
+                         const uint8_t *mask /* [n] or NULL */, size_t n, const et_adamw_consts *k) {
+    for (size_t i = 0; i < n; i++) {
+        if (!mask || mask[i]) p[i] *= k->decay;
+        m[i] = m[i] * k->b1 + k->omb1 * g[i];
+        v[i] = v[i] * k->b2 + k->omb2 * g[i] * g[i];
+        float denom = sqrtf(v[i]) / k->bc2_sqrt + k->eps;
+        p[i] -= k->step_size * (m[i] / denom);
+    }
+}
+
+#if OPT_X86
+/* The same operations in the same order on 8 lanes (no FMA contraction, IEEE
+ * sqrt and division): bitwise equal to the reference. */
+__attribute__((target("avx2"))) static void adamw_update_avx2(float *p, float *m, float *v, const float *g,
+                                                               const uint8_t *mask, size_t n,
+                                                               const et_adamw_consts *k) {
+    const __m256 decay = _mm256_set1_ps(k->decay), one = _mm256_set1_ps(1.0f), b1 = _mm256_set1_ps(k->b1),
+                 b2 = _mm256_set1_ps(k->b2), omb1 = _mm256_set1_ps(k->omb1), omb2 = _mm256_set1_ps(k->omb2),
+                 bc2 = _mm256_set1_ps(k->bc2_sqrt), eps = _mm256_set1_ps(k->eps), step = _mm256_set1_ps(k->step_size);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 pp = _mm256_loadu_ps(p + i), mm = _mm256_loadu_ps(m + i), vv = _mm256_loadu_ps(v + i),
+               gg = _mm256_loadu_ps(g + i), dec = decay;
+        if (mask) {
+            __m128i mb = _mm_loadl_epi64((const __m128i *)(mask + i));
+            __m256i mi = _mm256_cvtepu8_epi32(mb);
+            __m256 sel = _mm256_castsi256_ps(_mm256_cmpeq_epi32(mi, _mm256_setzero_si256()));
+            dec = _mm256_blendv_ps(decay, one, sel); /* x * 1.0f == x exactly */
+        }
+        pp = _mm256_mul_ps(pp, dec);
+        mm = _mm256_add_ps(_mm256_mul_ps(mm, b1), _mm256_mul_ps(omb1, gg));
+        vv = _mm256_add_ps(_mm256_mul_ps(vv, b2), _mm256_mul_ps(_mm256_mul_ps(omb2, gg), gg));
+        __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vv), bc2), eps);
+        pp = _mm256_sub_ps(pp, _mm256_mul_ps(step, _mm256_div_ps(mm, denom)));
+        _mm256_storeu_ps(p + i, pp);
+        _mm256_storeu_ps(m + i, mm);
+        _mm256_storeu_ps(v + i, vv);
+    }
+    if (i < n) et_adamw_update_ref(p + i, m + i, v + i, g + i, mask ? mask + i : NULL, n - i, k);
+}
+#endif
+
+void et_adamw_update(float *p, float *m, float *v, const float *g, const uint8_t *mask, size_t n,
+                     const et_adamw_consts *k) {
+#if OPT_X86
+    if (fast()) {
+        adamw_update_avx2(p, m, v, g, mask, n, k);
+        return;
+    }
+#endif
+    et_adamw_update_ref(p, m, v, g, mask, n, k);
+}
 
 #define NORM_BLOCK 65536
 
@@ -66,9 +176,7 @@ static void norm_task(void *p, int ith, int nth) {
     et_split((long)c->nblk, ith, nth, &lo, &hi);
     for (long b = lo; b < hi; b++) {
         size_t s = (size_t)b * NORM_BLOCK, e = ET_MIN(s + NORM_BLOCK, c->n);
-        double acc = 0;
-        for (size_t i = s; i < e; i++) acc += (double)c->g[i] * c->g[i];
-        c->part[b] = acc;
+        c->part[b] = sumsq(c->g + s, e - s);
     }
 }
 
@@ -78,9 +186,8 @@ double et_grad_norm(const float *g, size_t n) {
     if (!part) { /* serial fallback, same block order */
         double tot = 0;
         for (size_t b = 0; b < nblk; b++) {
-            double acc = 0;
-            for (size_t i = b * NORM_BLOCK; i < ET_MIN((b + 1) * NORM_BLOCK, n); i++) acc += (double)g[i] * g[i];
-            tot += acc;
+            size_t s = b * NORM_BLOCK;
+            tot += sumsq(g + s, ET_MIN(s + NORM_BLOCK, n) - s);
         }
         return sqrt(tot);
     }
@@ -123,32 +230,24 @@ typedef struct adam_ctx {
     float *p;
     const float *g;
     const uint8_t *mask;
-    float step_size, bc2_sqrt, decay, omb1, omb2, b1, b2, eps;
+    et_adamw_consts k;
 } adam_ctx;
 
 static void adam_task(void *arg, int ith, int nth) {
     adam_ctx *c = arg;
-    et_adamw *o = c->o;
-    const float b1 = c->b1, b2 = c->b2, eps = c->eps, omb1 = c->omb1, omb2 = c->omb2;
     long lo, hi;
-    et_split((long)o->n, ith, nth, &lo, &hi);
-    float *p = c->p, *m = o->m, *v = o->v;
-    const float *g = c->g;
-    for (long i = lo; i < hi; i++) {
-        if (!c->mask || c->mask[i]) p[i] *= c->decay;
-        m[i] = m[i] * b1 + omb1 * g[i];
-        v[i] = v[i] * b2 + omb2 * g[i] * g[i];
-        float denom = sqrtf(v[i]) / c->bc2_sqrt + eps;
-        p[i] -= c->step_size * (m[i] / denom);
-    }
+    et_split((long)c->o->n, ith, nth, &lo, &hi);
+    if (hi > lo)
+        et_adamw_update(c->p + lo, c->o->m + lo, c->o->v + lo, c->g + lo, c->mask ? c->mask + lo : NULL,
+                        (size_t)(hi - lo), &c->k);
 }
 
 void et_adamw_step(et_adamw *o, float *params, const float *grads, const uint8_t *decay_mask, double lr) {
     o->t++;
     const et_adamw_cfg *k = &o->cfg;
     double bc1 = 1.0 - pow(k->beta1, (double)o->t), bc2 = 1.0 - pow(k->beta2, (double)o->t);
-    adam_ctx c = {o, params, grads, decay_mask, (float)(lr / bc1), (float)sqrt(bc2),
-                  (float)(1.0 - lr * k->weight_decay), (float)(1.0 - k->beta1), (float)(1.0 - k->beta2),
-                  (float)k->beta1, (float)k->beta2, (float)k->eps};
+    adam_ctx c = {o, params, grads, decay_mask,
+                  {(float)(lr / bc1), (float)sqrt(bc2), (float)(1.0 - lr * k->weight_decay), (float)(1.0 - k->beta1),
+                   (float)(1.0 - k->beta2), (float)k->beta1, (float)k->beta2, (float)k->eps}};
     et_parallel(adam_task, &c);
 }

@@ -58,4 +58,20 @@ double et_clip_grad_norm(float *g, size_t n, float max_norm);
  * Increments o->t. */
 void et_adamw_step(et_adamw *o, float *params, const float *grads, const uint8_t *decay_mask, double lr);
 
+/* ---- kernels (exposed for the tests: fast vs reference) ---- */
+
+/* Per-step constants, rounded to float as PyTorch rounds its scalars. */
+typedef struct et_adamw_consts {
+    float step_size, bc2_sqrt, decay, omb1, omb2, b1, b2, eps;
+} et_adamw_consts;
+
+/* The update of n elements (dispatched: AVX2 when available, bitwise equal to
+ * the reference; ET_KERNELS=ref forces the reference). */
+void et_adamw_update(float *p /* [n] */, float *m /* [n] */, float *v /* [n] */, const float *g /* [n] */,
+                     const uint8_t *mask /* [n] or NULL */, size_t n, const et_adamw_consts *k);
+void et_adamw_update_ref(float *p, float *m, float *v, const float *g, const uint8_t *mask, size_t n,
+                         const et_adamw_consts *k);
+/* Sum of squares in double (reference order). */
+double et_sumsq_ref(const float *g /* [n] */, size_t n);
+
 #endif

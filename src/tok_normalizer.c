@@ -210,17 +210,32 @@ void tok_normalizer_free(tok_normalizer *n) {
 /* HF filter(keep) followed by map(f): kept chars get -(number of removed chars after them). */
 static int filter_map(tok_ws *w, size_t si, int (*keep)(uint32_t), uint32_t (*map)(uint32_t),
                       et_error *err) {
-    const char *s = SPT(w, si);
+    char *s = SPT(w, si);
     size_t len = SPL(w, si), i = 0;
-    int changed = 0;
-    /* quick scan */
+    int removed = 0, resized = 0, changed = 0;
+    /* quick scan: nothing to do, or only same-length replacements (done in place: an
+     * identical-length (c, 0) transform keeps every byte's alignment) */
     while (i < len) {
         size_t n;
         uint32_t c = tok_utf8_next(s + i, len - i, &n);
-        if ((keep && !keep(c)) || (map && map(c) != c)) { changed = 1; break; }
+        if (keep && !keep(c)) { removed = 1; break; }
+        if (map) {
+            uint32_t m = map(c);
+            if (m != c) { changed = 1; if (tok_cp_len(m) != n) resized = 1; }
+        }
         i += n;
     }
-    if (!changed) return ET_OK;
+    if (!removed && !changed) return ET_OK;
+    if (!removed && !resized) {
+        for (i = 0; i < len;) {
+            size_t n;
+            uint32_t c = tok_utf8_next(s + i, len - i, &n);
+            uint32_t m = map(c);
+            if (m != c) tok_utf8_put(s + i, m);
+            i += n;
+        }
+        return ET_OK;
+    }
     w->nchg = 0;
     size_t leading = 0, last = SIZE_MAX; /* index in chg of the last kept char */
     i = 0;
@@ -275,23 +290,43 @@ static int chinese(tok_ws *w, size_t si, et_error *err) {
 }
 
 static int lowercase(tok_ws *w, size_t si, et_error *err) {
-    const char *s = SPT(w, si);
+    char *s = SPT(w, si);
     size_t len = SPL(w, si), i = 0;
-    int any = 0;
+    int any = 0, resized = 0;
     uint32_t lo[3];
     while (i < len) {
         size_t n;
         uint8_t b = (uint8_t)s[i];
         if (b < 0x80) {
-            if (b >= 'A' && b <= 'Z') { any = 1; break; }
+            if (b >= 'A' && b <= 'Z') any = 1;
             i++;
             continue;
         }
         uint32_t c = tok_utf8_next(s + i, len - i, &n);
-        if (tok_to_lower(c, lo) != 1 || lo[0] != c) { any = 1; break; }
+        size_t k = tok_to_lower(c, lo);
+        if (k != 1 || lo[0] != c) {
+            any = 1;
+            if (k != 1 || tok_cp_len(lo[0]) != n) { resized = 1; break; }
+        }
         i += n;
     }
     if (!any) return ET_OK;
+    if (!resized) { /* same-length mappings: in place, alignments unchanged */
+        for (i = 0; i < len;) {
+            uint8_t b = (uint8_t)s[i];
+            if (b < 0x80) {
+                if (b >= 'A' && b <= 'Z') s[i] = (char)(b + 32);
+                i++;
+                continue;
+            }
+            size_t n;
+            uint32_t c = tok_utf8_next(s + i, len - i, &n);
+            tok_to_lower(c, lo);
+            if (lo[0] != c) tok_utf8_put(s + i, lo[0]);
+            i += n;
+        }
+        return ET_OK;
+    }
     w->nchg = 0;
     i = 0;
     int rc;

@@ -10,7 +10,14 @@ void tok_ws_free(tok_ws *w) {
     free(w->cp); free(w->dscore); free(w->dstart); free(w->did);
     free(w->tid); free(w->ts); free(w->te); free(w->tkind); free(w->tsplit);
     if (w->region) onig_region_free(w->region, 1);
+    tok_enc_free(&w->enc);
+    tok_enc_free(&w->enc2);
     memset(w, 0, sizeof(*w));
+}
+
+void tok_enc_free(tok_enc *e) {
+    free(e->id); free(e->type); free(e->spec); free(e->s); free(e->e); free(e->lead); free(e->trail);
+    memset(e, 0, sizeof(*e));
 }
 
 /* Grows an array *p of *cap elements of size sz to hold at least need elements. */

@@ -103,7 +103,7 @@ static int build_added(et_tokenizer *t, added_state *st, et_error *err) {
     int rc;
     t->added = et_malloc_n(st->by_id.n ? st->by_id.n : 1, sizeof(tok_added), err);
     if (!t->added) return ET_ENOMEM;
-    memcpy(t->added, st->by_id.v, st->by_id.n * sizeof(tok_added));
+    if (st->by_id.n) memcpy(t->added, st->by_id.v, st->by_id.n * sizeof(tok_added));
     t->n_added = st->by_id.n;
     if ((rc = tok_trie_init(&t->added_raw, err)) || (rc = tok_trie_init(&t->added_norm, err))) return rc;
     for (int pass = 0; pass < 2; pass++) {
@@ -143,6 +143,8 @@ static int build_added(et_tokenizer *t, added_state *st, et_error *err) {
 
 void et_tokenizer_free(et_tokenizer *t) {
     if (!t) return;
+    for (size_t i = 0; i < t->n_ws_free; i++) { tok_ws_free(t->ws_free[i]); free(t->ws_free[i]); }
+    pthread_mutex_destroy(&t->ws_mu);
     free(t->path);
     if (t->normalizer) { tok_normalizer_free(t->normalizer); free(t->normalizer); }
     if (t->pretok) { tok_pretok_free(t->pretok); free(t->pretok); }
@@ -279,7 +281,32 @@ static et_tokenizer *new_tok(et_error *err) {
     et_tokenizer *t = et_calloc(1, sizeof(*t), err);
     if (!t) return NULL;
     et_strmap_init(&t->added_map);
+    pthread_mutex_init(&t->ws_mu, NULL);
     return t;
+}
+
+/* A workspace from the tokenizer's free list (or a new one); NULL on OOM. */
+static tok_ws *ws_get(const et_tokenizer *tc, et_error *err) {
+    et_tokenizer *t = (et_tokenizer *)tc; /* the free list is the only mutable state */
+    tok_ws *w = NULL;
+    pthread_mutex_lock(&t->ws_mu);
+    if (t->n_ws_free) w = t->ws_free[--t->n_ws_free];
+    pthread_mutex_unlock(&t->ws_mu);
+    if (!w) w = et_calloc(1, sizeof(*w), err);
+    return w;
+}
+
+/* Returns a workspace to the free list; very large ones are released. */
+static void ws_put(const et_tokenizer *tc, tok_ws *w) {
+    et_tokenizer *t = (et_tokenizer *)tc;
+    if (w->cap > ((size_t)64 << 20)) {
+        tok_ws_free(w);
+        memset(w, 0, sizeof(*w));
+    }
+    pthread_mutex_lock(&t->ws_mu);
+    if (t->n_ws_free < ET_ARRAY_LEN(t->ws_free)) { t->ws_free[t->n_ws_free++] = w; w = NULL; }
+    pthread_mutex_unlock(&t->ws_mu);
+    if (w) { tok_ws_free(w); free(w); }
 }
 
 int et_tokenizer_load_buffer(et_tokenizer **out, const char *data, size_t len, const char *name,
@@ -589,15 +616,6 @@ static void count_ws(const char *s, size_t len, size_t *lead, size_t *trail) {
     }
 }
 
-typedef struct tok_enc {
-    int32_t *id; uint32_t *type; uint8_t *spec; size_t *s, *e; uint32_t *lead, *trail;
-    size_t n, cap;
-} tok_enc;
-
-static void enc_free(tok_enc *e) {
-    free(e->id); free(e->type); free(e->spec); free(e->s); free(e->e); free(e->lead); free(e->trail);
-    memset(e, 0, sizeof(*e));
-}
 
 static int enc_reserve(tok_enc *e, size_t n, et_error *err) {
     if (n <= e->cap) return ET_OK;
@@ -816,9 +834,13 @@ int et_tokenizer_encode(const et_tokenizer *t, const char *text, size_t len, int
         text = fixed;
         len = flen;
     }
-    tok_ws w;
-    memset(&w, 0, sizeof(w));
-    tok_enc cur = {0}, tmp = {0};
+    tok_ws *wp = ws_get(t, err);
+    if (!wp) { free(fixed); free(map); return ET_ENOMEM; }
+#define w (*wp)
+    tok_enc *curp = &w.enc, *tmpp = &w.enc2;
+#define cur (*curp)
+#define tmp (*tmpp)
+    cur.n = tmp.n = 0;
     size_t n_special = t->post ? t->post->added_single : 0;
     if ((rc = run_pipeline(t, &w, text, len, err))) goto done;
     int trim = post_uses_trim(t->post);
@@ -866,9 +888,10 @@ int et_tokenizer_encode(const et_tokenizer *t, const char *text, size_t len, int
     }
     enc->n = cur.n;
 done:
-    enc_free(&cur);
-    enc_free(&tmp);
-    tok_ws_free(&w);
+#undef w
+#undef cur
+#undef tmp
+    ws_put(t, wp);
     free(fixed);
     free(map);
     return rc;
@@ -886,11 +909,11 @@ int et_tokenizer_count(const et_tokenizer *t, const char *text, size_t len, size
         text = fixed;
         len = flen;
     }
-    tok_ws w;
-    memset(&w, 0, sizeof(w));
-    rc = run_pipeline(t, &w, text, len, err);
-    if (!rc) *n_tokens = w.ntok;
-    tok_ws_free(&w);
+    tok_ws *w = ws_get(t, err);
+    if (!w) { free(fixed); return ET_ENOMEM; }
+    rc = run_pipeline(t, w, text, len, err);
+    if (!rc) *n_tokens = w->ntok;
+    ws_put(t, w);
     free(fixed);
     return rc;
 }

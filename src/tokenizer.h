@@ -19,6 +19,7 @@
 #define ET_TOKENIZER_H
 
 #include <oniguruma.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "json.h"
@@ -90,7 +91,14 @@ typedef struct tok_chg { uint32_t c; int32_t chg; } tok_chg;
 /* Match list entry of a pattern search, HF's find_matches: [s, e) and is_match. */
 typedef struct tok_match { size_t s, e; int m; } tok_match;
 
-/* The per-call scratch space. Reused across the stages of one encode call. */
+/* An encoding being post-processed. */
+typedef struct tok_enc {
+    int32_t *id; uint32_t *type; uint8_t *spec; size_t *s, *e; uint32_t *lead, *trail;
+    size_t n, cap;
+} tok_enc;
+
+/* The per-call scratch space, reused across the stages of one encode call and, through the
+ * tokenizer's small free list, across calls (no allocation in the steady state). */
 typedef struct tok_ws {
     char *text; tok_align *al; size_t len, cap;    /* the pool */
     tok_split *sp; size_t nsp, capsp;               /* current splits */
@@ -105,12 +113,14 @@ typedef struct tok_ws {
     /* output tokens of the model stage */
     int32_t *tid; uint32_t *ts, *te; uint8_t *tkind; size_t ntok, captok;
     uint32_t *tsplit; /* split index of each token (for RoBERTa offset trimming) */
+    tok_enc enc, enc2;                              /* post-processing */
 } tok_ws;
 
 enum { TOK_BEH_REMOVED, TOK_BEH_ISOLATED, TOK_BEH_MERGED_PREV, TOK_BEH_MERGED_NEXT,
        TOK_BEH_CONTIGUOUS };
 
 void tok_ws_free(tok_ws *w);
+void tok_enc_free(tok_enc *e);
 int tok_ws_reserve_pool(tok_ws *w, size_t extra, et_error *err);
 int tok_ws_push_split(tok_ws *w, const tok_split *s, et_error *err);   /* onto sp2 */
 int tok_ws_push_chg(tok_ws *w, uint32_t c, int32_t chg, et_error *err);
@@ -319,6 +329,10 @@ struct et_tokenizer {
     char **norm_content; size_t *norm_len;  /* normalized contents (normalized tokens) */
     size_t vocab_size;
     const char *type_name;
+    /* workspaces kept between calls (thread-safe free list) */
+    pthread_mutex_t ws_mu;
+    tok_ws *ws_free[8];
+    size_t n_ws_free;
 };
 
 /* Converts a byte offset range to HF char offsets the way its BytesToCharOffsetConverter

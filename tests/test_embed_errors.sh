@@ -34,13 +34,13 @@ no_file "bad pooling" "$OUT/d.npy"
 expect_fail "unknown prompt" "no prompt named 'query'" "$EMBTUNE" embed -m "$M" -i "$OUT/in.txt" -o "$OUT/e.npy" --prompt-name query
 no_file "unknown prompt" "$OUT/e.npy"
 
-# a bad JSONL record after the first 2048-text block was already written
-{ for i in $(seq 1 2500); do echo "{\"text\": \"text number $i\"}"; done; echo '{"txt": "x"}'; } > "$OUT/big.jsonl"
-expect_fail "bad jsonl line 2501" "big.jsonl: line 2501" "$EMBTUNE" embed -q -m "$M" -i "$OUT/big.jsonl" -o "$OUT/f.npy"
+# a bad JSONL record after the first 4096-text block was already written
+{ for i in $(seq 1 5000); do echo "{\"text\": \"text number $i\"}"; done; echo '{"txt": "x"}'; } > "$OUT/big.jsonl"
+expect_fail "bad jsonl line 5001" "big.jsonl: line 5001" "$EMBTUNE" embed -q -m "$M" -i "$OUT/big.jsonl" -o "$OUT/f.npy"
 no_file "bad jsonl after first block" "$OUT/f.npy"
 # an existing output survives a failed run
 echo "old" > "$OUT/g.jsonl"
-expect_fail "keeps old output" "line 2501" "$EMBTUNE" embed -q -m "$M" -i "$OUT/big.jsonl" -o "$OUT/g.jsonl"
+expect_fail "keeps old output" "line 5001" "$EMBTUNE" embed -q -m "$M" -i "$OUT/big.jsonl" -o "$OUT/g.jsonl"
 [ "$(cat "$OUT/g.jsonl")" = "old" ] || { echo "FAIL old output was modified"; fails=$((fails+1)); }
 [ "$(ls "$OUT" | grep -c tmp)" = 0 ] || { echo "FAIL temp files left: $(ls "$OUT")"; fails=$((fails+1)); }
 # bad --ids input

@@ -105,10 +105,40 @@ static void test_hyphenation(void) {
     EXPECT_JOIN("see https://cran.r-project.org/package=MASS now", NULL, "see https://cran.r-project.", "org/package=MASS now");
     EXPECT_JOIN("plain words joined", NULL, "plain   words", "  joined  ");
     EXPECT_JOIN("Contents ... 3", NULL, "Contents . . . . . . . . 3");
+    EXPECT_JOIN("a ... b ... c ... d", NULL, "a....b....c....d"); /* leaders grow the text (fuzz find) */
     /* direct decisions */
     TEST_CHECK(et_hyphen_join(NULL, "docu-", 5, "ment", 4) == 1, "docu-|ment");
     TEST_CHECK(et_hyphen_join(NULL, "word", 4, "next", 4) == 0, "no hyphen");
     TEST_CHECK(et_hyphen_join(NULL, "-", 1, "next", 4) == 0, "lone dash");
+}
+
+/* A page whose only content is blank-ish leaves no separator and no stale page mark. */
+static void test_doc_marks(void) {
+    et_doc d;
+    et_doc_init(&d);
+    et_error err = {0};
+    et_doc_page(&d, 1, &err);
+    et_doc_line(&d, "alpha", 5, &err);
+    et_doc_end(&d, &err);
+    et_doc_page(&d, 2, &err);
+    et_doc_begin(&d, ET_BLK_PARA, &err);
+    et_doc_line(&d, "\f \f", 3, &err);
+    et_doc_end(&d, &err);
+    et_doc_begin(&d, ET_BLK_CODE, &err);
+    et_doc_line(&d, "x", 1, &err);
+    et_doc_line(&d, "", 0, &err);
+    et_doc_end(&d, &err);
+    et_doc_page(&d, 3, &err);
+    et_doc_line(&d, "beta", 4, &err);
+    et_doc_end(&d, &err);
+    TEST_CHECK(!strcmp(d.text.data, "alpha\n\nx\n\nbeta"), "doc text '%s'", d.text.data);
+    int mono = 1;
+    for (size_t i = 0; i < d.n_marks; i++)
+        if (d.marks[i].off > d.text.len || (i && d.marks[i].off < d.marks[i - 1].off)) mono = 0;
+    TEST_CHECK(mono, "page marks out of order or past the end");
+    TEST_CHECK(et_doc_page_at(&d, 0) == 1 && et_doc_page_at(&d, 7) == 2 && et_doc_page_at(&d, 10) == 3,
+               "pages %zu %zu %zu", et_doc_page_at(&d, 0), et_doc_page_at(&d, 7), et_doc_page_at(&d, 10));
+    et_doc_free(&d);
 }
 
 static et_line mk(const char *s, size_t page, float y0) {
@@ -343,6 +373,7 @@ static void test_plain(void) {
 int main(void) {
     test_utf8();
     test_hyphenation();
+    test_doc_marks();
     test_furniture();
     test_html();
     test_markdown();

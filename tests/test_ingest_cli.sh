@@ -102,6 +102,13 @@ check "! grep -q '\"doc\": \"sub/' '$OUT/nosub.jsonl' && grep -q '\"doc\": \"tex
 "$EMBTUNE" ingest "$OUT/in" -o "$OUT/xyz.jsonl" --include '*.xyz' -q
 check "grep -q 'should not be read' '$OUT/xyz.jsonl'" "--include '*.xyz' did not select the unknown extension"
 
+# 5b. the same file reached twice (argument, directory walk, symlink) is read once
+ln -sf guide.md "$OUT/in/sub/link.md"
+"$EMBTUNE" ingest "$OUT/in/sub/guide.md" "$OUT/in/sub" -o "$OUT/dup.jsonl" 2> "$OUT/err5.txt"
+check "grep -q 'ingest: 3 files' '$OUT/err5.txt'" "duplicate inputs not collapsed: $(tail -1 "$OUT/err5.txt")"
+check "[ \"\$(grep -c 'Install guide' '$OUT/dup.jsonl')\" = 1 ]" "guide.md ingested more than once"
+rm -f "$OUT/in/sub/link.md"
+
 # 6. usage errors exit 2; a missing path exits 1 and names it
 "$EMBTUNE" ingest "$OUT/in" 2>/dev/null; rc=$?
 check "[ $rc = 2 ]" "missing -o: rc $rc"

@@ -36,6 +36,16 @@ static void check_matmul(size_t N, size_t C, size_t OC, int with_bias) {
     memset(f, 0, N * OC * sizeof(float));
     matmul_forward(f, x, w, b, N, C, OC);
     test_max_err(name, f, r, N * OC, atol, 1e-5);
+    /* thread-count invariance of the dispatched kernel */
+    float *g = malloc(N * OC * sizeof(float));
+    int saved = et_get_threads();
+    et_set_threads(1);
+    matmul_forward(g, x, w, b, N, C, OC);
+    et_set_threads(3);
+    matmul_forward(f, x, w, b, N, C, OC);
+    et_set_threads(saved);
+    TEST_CHECK(!memcmp(f, g, N * OC * sizeof(float)), "matmul N=%zu C=%zu OC=%zu: 1 vs 3 threads differ", N, C, OC);
+    free(g);
     free(x); free(w); free(b); free(r); free(f);
 }
 

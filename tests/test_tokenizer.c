@@ -289,6 +289,20 @@ static int bert_ws(uint32_t c) {
 /* Prints the mismatching code points of one predicate as C ranges (for the exception
  * tables) and returns their count. */
 static et_buf g_emit;
+static tok_ws g_ws;
+
+/* Normalizes one code point with a normalizer of the given type, reusing one workspace. */
+static int norm_cp(int type, uint32_t c, const char **out, size_t *out_len) {
+    char buf[4];
+    size_t n = tok_utf8_put(buf, c);
+    tok_normalizer nz;
+    memset(&nz, 0, sizeof(nz));
+    nz.type = type;
+    if (tok_ws_init_text(&g_ws, buf, n, NULL) || tok_normalize(&nz, &g_ws, 0, NULL)) return -1;
+    *out = g_ws.text + g_ws.sp[0].off;
+    *out_len = g_ws.sp[0].len;
+    return 0;
+}
 
 static size_t diff_pred(const char *name, int (*pred)(uint32_t), const cJSON *ranges, int only_nfd_stable) {
     uint8_t *ref = calloc(0x110000, 1);
@@ -307,14 +321,10 @@ static size_t diff_pred(const char *name, int (*pred)(uint32_t), const cJSON *ra
             int skip = 0;
             if (only_nfd_stable) {
                 /* the Mn table is only observable on NFD-stable characters */
-                char buf[4], *o;
+                char buf[4];
+                const char *o;
                 size_t n = tok_utf8_put(buf, (uint32_t)c), ol;
-                tok_normalizer nz = {0};
-                nz.type = TOK_N_NFD;
-                if (!tok_normalize_string(&nz, buf, n, &o, &ol, NULL)) {
-                    skip = ol != n || memcmp(o, buf, n);
-                    free(o);
-                }
+                if (!norm_cp(TOK_N_NFD, (uint32_t)c, &o, &ol)) skip = ol != n || memcmp(o, buf, n);
             }
             mism = !skip && (!!pred((uint32_t)c) != ref[c]);
         }
@@ -340,17 +350,16 @@ static size_t diff_map(const char *name, int type, const cJSON *list) {
         if (c >= 0 && c < 0x110000) ref[c] = cJSON_GetArrayItem(e, 1)->valuestring;
     }
     size_t bad = 0, shown = 0;
-    tok_normalizer nz = {0};
-    nz.type = type;
     printf("%s:", name);
     int emit = type == TOK_N_LOWERCASE || type == TOK_N_NFD || type == TOK_N_NFKD;
     long run = -1;
     if (emit) et_buf_printf(&g_emit, NULL, "static const uint32_t tok_exc_%s[][2] = {", name);
     for (uint32_t c = 0; c < 0x110000; c++) {
         if (c >= 0xD800 && c <= 0xDFFF) continue;
-        char buf[4], *o = NULL;
+        char buf[4];
+        const char *o = NULL;
         size_t n = tok_utf8_put(buf, c), ol = 0;
-        if (tok_normalize_string(&nz, buf, n, &o, &ol, NULL)) { bad++; continue; }
+        if (norm_cp(type, c, &o, &ol)) { bad++; continue; }
         const char *want = ref[c] ? ref[c] : NULL;
         int ok = want ? (strlen(want) == ol && !memcmp(want, o, ol)) : (ol == n && !memcmp(o, buf, n));
         if (emit && type != TOK_N_LOWERCASE) {
@@ -373,7 +382,6 @@ static size_t diff_map(const char *name, int type, const cJSON *list) {
                 } else printf("\"%s\" vs ours \"%.*s\"},", want ? want : "(self)", (int)ol, o);
             }
         }
-        free(o);
     }
     if (run >= 0) et_buf_printf(&g_emit, NULL, "{0x%lX, 0x10FFFF}, ", run);
     if (emit) et_buf_printf(&g_emit, NULL, "{0xFFFFFFFF, 0xFFFFFFFF}};\n");
@@ -401,6 +409,7 @@ static int unicode_check(const char *path) {
     bad += diff_map("nfkd", TOK_N_NFKD, cJSON_GetObjectItem(j, "nfkd"));
     bad += diff_map("nfc", TOK_N_NFC, cJSON_GetObjectItem(j, "nfc"));
     bad += diff_map("nfkc", TOK_N_NFKC, cJSON_GetObjectItem(j, "nfkc"));
+    tok_ws_free(&g_ws);
     load_onig_known(j); /* reported, not a failure: the regex engine's tables are libonig's */
     free(g_onig_known);
     g_onig_known = NULL;

@@ -162,52 +162,9 @@ emit('uni-xlmr-sequence-post', xlmr({type: 'Sequence', processors: [
 }
 
 // -- Precompiled (SentencePiece charsmap) ---------------------------------------------------------
-// A darts-clone double array as sentencepiece serializes it; rules: NFKC of a range of compat
-// characters, removal of zero-width and control characters, a few multi-char graphemes.
-function buildCharsmap(rules) {
-  // rules: [[from, to]]; pool of "to\0" strings, trie over the bytes of `from`
-  let pool = Buffer.alloc(0);
-  const root = {kids: new Map(), value: -1};
-  for (const [from, to] of rules) {
-    const off = pool.length;
-    pool = Buffer.concat([pool, Buffer.from(to, 'utf8'), Buffer.from([0])]);
-    let n = root;
-    for (const b of Buffer.from(from, 'utf8')) {
-      if (!n.kids.has(b)) n.kids.set(b, {kids: new Map(), value: -1});
-      n = n.kids.get(b);
-    }
-    n.value = off;
-  }
-  const units = [0];
-  const used = new Set([0]);
-  const setU = (i, v) => { while (units.length <= i) units.push(0); units[i] = v >>> 0; used.add(i); };
-  // breadth-first placement; each node's children at base ^ label with base a multiple of 256
-  const queue = [[root, 0]];
-  let nextTry = 256;
-  while (queue.length) {
-    const [node, pos] = queue.shift();
-    const labels = [...node.kids.keys()];
-    if (node.value >= 0) labels.push(0);
-    if (!labels.length) continue;
-    let base = nextTry;
-    for (;; base += 256) if (labels.every((l) => !used.has(base ^ l))) break;
-    if (labels.length > 8) nextTry = base + 256; // keep the search short for wide nodes
-    const offset = pos ^ base;
-    if (offset >= (1 << 21)) throw new Error('charsmap too large');
-    const lab = pos === 0 ? 0 : units[pos] & 0xFF;
-    setU(pos, (offset << 10) | (node.value >= 0 ? 1 << 8 : 0) | lab);
-    if (node.value >= 0) setU(base ^ 0, (0x80000000 | node.value) >>> 0);
-    for (const [b, kid] of node.kids) {
-      setU(base ^ b, b);
-      queue.push([kid, base ^ b]);
-    }
-  }
-  const trie = Buffer.alloc(units.length * 4);
-  units.forEach((u, i) => trie.writeUInt32LE(u >>> 0, 4 * i));
-  const head = Buffer.alloc(4);
-  head.writeUInt32LE(trie.length, 0);
-  return Buffer.concat([head, trie, pool]).toString('base64');
-}
+// A darts-clone double array as sentencepiece serializes it (charsmap.js); rules: NFKC of a range of
+// compat characters, removal of zero-width and control characters, a few multi-char graphemes.
+const {buildCharsmap} = require('./charsmap.js');
 {
   const rules = [];
   const seen = new Set();
