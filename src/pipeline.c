@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +131,24 @@ static void rmdir_up(char *dir, const char *stop) {
         if (!s) break;
         *s = 0;
     }
+}
+
+/* Removes the empty directories of a tree, depth first (an exported model's
+ * file-less module directories, such as 1_Normalize/); never follows links. */
+static void rmdir_empty_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        et_error err;
+        char *sub = et_path_join(dir, e->d_name, &err);
+        struct stat st;
+        if (sub && lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) rmdir_empty_tree(sub);
+        free(sub);
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 /* ---- the previous manifest ---------------------------------------------------------------------- */
@@ -515,6 +534,13 @@ static void delete_prev_outputs(pl *p, stage *s) {
         free(f);
     }
     et_pl_files_free(&rec);
+    for (size_t i = 0; i < npre; i++) { /* directory outputs: their now-empty subdirectories too */
+        size_t l = strlen(pre[i]);
+        if (!l || pre[i][l - 1] != '/') continue;
+        char *d = run_path(p, pre[i], &e);
+        if (d) rmdir_empty_tree(d);
+        free(d);
+    }
 }
 
 /* ---- the stages ---------------------------------------------------------------------------------- */

@@ -18,13 +18,13 @@ cd "$(dirname "$0")/.."
 FIX=$SHARED/fixtures/model2vec-bge-base-q128
 PY=/usr/bin/python3
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then # checkpoints fsync: RAM is faster on a busy disk
-    T=$(mktemp -d /dev/shm/embtune-pipeline.XXXXXX)
+    T=$(mktemp -d /dev/shm/embtune-pipeline.XXXXXX); echo "T=$T"
 else
     T=$PWD/$BUILD/test-out/pipeline
     rm -rf "$T"; mkdir -p "$T"
 fi
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; [[ $T == /dev/shm/* ]] && rm -rf "$T"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; [[ $T == /dev/shm/* && -z ${KEEP:-} ]] && rm -rf "$T"; }
 trap cleanup EXIT
 export EMBTUNE_CACHE_DIR=$T/cache
 fails=0
