@@ -451,7 +451,8 @@ static int log_line(trainer *t, const char *line, et_error *err) {
     return ET_OK;
 }
 
-/* ", \"rows\": [[qid, doc id, negative id or null, ...], ...]" of batches [b0, b1). */
+/* ", \"rows\": [[qid, doc id, negative id or null, ...], ...], \"batches\": [rows of
+ * each batch]" of the accumulation group [b0, b1). */
 static int batch_rows_json(const trainer *t, const et_epoch_plan *p, size_t b0, size_t b1, et_buf *b, et_error *err) {
     int rc = et_buf_puts(b, ", \"rows\": [", err);
     for (size_t i = p->batch_off[b0]; i < p->batch_off[b1] && !rc; i++) {
@@ -469,6 +470,9 @@ static int batch_rows_json(const trainer *t, const et_epoch_plan *p, size_t b0, 
         }
         if (!rc) rc = et_buf_puts(b, "]", err);
     }
+    if (!rc) rc = et_buf_puts(b, "], \"batches\": [", err);
+    for (size_t k = b0; k < b1 && !rc; k++)
+        rc = et_buf_printf(b, err, k > b0 ? ", %zu" : "%zu", p->batch_off[k + 1] - p->batch_off[k]);
     if (!rc) rc = et_buf_puts(b, "]", err);
     return rc;
 }
@@ -1124,7 +1128,7 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         {
             char line[512];
             snprintf(line, sizeof(line),
-                     "{\"step\": %llu, \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, "
+                     "{\"step\": %llu, \"epoch\": %.4f, \"loss\": %.8g, \"lr\": %.9g, \"grad_norm\": %.8g, "
                      "\"pairs_per_s\": %.1f",
                      (unsigned long long)t->st.step, epoch_f, step_loss, lr, gnorm, pps);
             et_buf lb = {0};
