@@ -13,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.."
 TOK=$SHARED/fixtures/bge-wordpiece/tokenizer.json
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-    T=$(mktemp -d /dev/shm/embtune-fttraj.XXXXXX); [ -n "${KEEP:-}" ] && echo "keeping $T" || trap 'rm -rf "$T"' EXIT
+    T=$(mktemp -d /dev/shm/embtune-fttraj.XXXXXX); [ -n "${KEEP:-}" ] && echo "keeping $T" || trap 'umount "$T/small" 2>/dev/null; rm -rf "$T"' EXIT
 else
     T=$PWD/$BUILD/test-out/finetune_traj; rm -rf "$T"; mkdir -p "$T"
 fi
@@ -74,6 +74,72 @@ if "$EMBTUNE" finetune -m "$M" -t "$T/train.json" -o "$T/sym" --epochs 1 --batch
         && ok "symmetric MNRL trajectory equals PyTorch" || fail "mnrl-sym trajectory"
 else
     cat "$T/sym.out"; fail "mnrl-sym run"
+fi
+# ---- 3. the fine-tuned directory reloaded by an independent torch.nn BERT ---------------------
+# (tests/ref/st_bert_reload.py: modules.json, pooling config, max_seq_length, strict state
+# dict), tokenized by Hugging Face tokenizers from the directory's own tokenizer.json; one
+# text is longer than max_seq_length (48)
+reload_check() { # $1 = model directory, $2 = label
+    "$TORCH_PY" -c "
+import json, sys
+t = json.load(open(sys.argv[1]))[:12]
+t.append(' '.join(t[1:8]))
+json.dump(t, open(sys.argv[2], 'w')); open(sys.argv[3], 'w').write('\n'.join(t) + '\n')" \
+        "$T/flag_texts.json" "$T/re_texts.json" "$T/re_texts.txt" || return 1
+    (cd "$NODE_REF" && node tok_ids.js "$1/tokenizer.json" "$T/re_texts.json" "$T/re_ids.json" special) || return 1
+    "$EMBTUNE" embed -m "$1" -i "$T/re_texts.txt" -o "$T/re.npy" -q || return 1
+    "$TORCH_PY" tests/ref/st_bert_reload.py "$1" "$T/re_ids.json" "$T/re.npy" 1e-5
+}
+reload_check "$T/a" && ok "fine-tuned directory reloaded by an independent torch.nn BERT = embtune embed" \
+    || fail "reload of the fine-tuned directory"
+
+# ---- 4. NaN loss; full disk -------------------------------------------------------------------
+out=$("$EMBTUNE" finetune -m "$M" -t "$T/train.json" -o "$T/nan" --epochs 2 --batch-size 8 --lr 1e38 --warmup 0 \
+      --save-steps 1 -q 2>&1) && fail "lr 1e38 succeeded"
+# the kept checkpoint is the step the message names, with finite parameters
+ck_ok() { "$TORCH_PY" - "$1" "$2" <<'PY'
+import sys
+sys.path.insert(0, "tests/ref")
+import finetune_traj_ref as r
+step, p = r.read_ckpt(sys.argv[1])
+import torch
+print(f"checkpoint: step {step}, {p.numel()} parameters, all finite: {bool(torch.isfinite(p).all())}")
+sys.exit(0 if step == int(sys.argv[2]) and bool(torch.isfinite(p).all()) else 1)
+PY
+}
+good=$(echo "$out" | sed -n 's/.*last good checkpoint (step \([0-9]*\)).*/\1/p')
+if echo "$out" | grep -q "not finite" && [ -n "$good" ] && ck_ok "$T/nan/checkpoint/state.bin" "$good" \
+        && [ ! -e "$T/nan/model.safetensors" ]; then
+    ok "BERT: NaN stops the run, the last good checkpoint is kept: $out"
+else
+    fail "BERT NaN handling: $out; $(ls "$T/nan" "$T/nan/checkpoint" 2>&1 | tr '\n' ' ')"
+fi
+mnt=$T/small
+mkdir -p "$mnt" "$T/ck-elsewhere"
+if mount -t tmpfs -o size=1m tmpfs "$mnt" 2>/dev/null; then
+    # the 3.9 MB model cannot be written to the 1 MB disk; the checkpoint lives elsewhere
+    mkdir -p "$mnt/out"; ln -s "$T/ck-elsewhere" "$mnt/out/checkpoint"
+    out=$("$EMBTUNE" finetune -m "$M" -t "$T/train.json" -o "$mnt/out" --epochs 1 --batch-size 8 --lr 1e-3 -q 2>&1) \
+        && fail "BERT: writing to a full disk succeeded"
+    left=$(ls -A "$mnt/out" | grep -v -e '^checkpoint$' -e '^train_log.jsonl$' | tr '\n' ' ')
+    if [ -z "$left" ] && [ -f "$T/ck-elsewhere/state.bin" ]; then
+        ok "BERT, full disk: nothing half-written in OUT_DIR ($out)"
+    else
+        fail "BERT, full disk left: '$left' ($out)"
+    fi
+    umount "$mnt"
+    mount -t tmpfs -o size=64m tmpfs "$mnt"
+    mkdir -p "$mnt/out"; ln -s "$T/ck-elsewhere" "$mnt/out/checkpoint"
+    if "$EMBTUNE" finetune -m "$M" -t "$T/train.json" -o "$mnt/out" --epochs 1 --batch-size 8 --lr 1e-3 -q --resume \
+           >/dev/null 2>"$T/disk.err"; then
+        reload_check "$mnt/out" && ok "BERT: after freeing space, --resume writes a model that reloads" \
+            || fail "model written after a full disk"
+    else
+        cat "$T/disk.err"; fail "BERT: resume after a full disk"
+    fi
+    umount "$mnt"
+else
+    echo "note: cannot mount a tmpfs here; full-disk check not run"
 fi
 echo "test_finetune_traj: $fails failures"
 [ $fails = 0 ]
