@@ -33,6 +33,12 @@ static void usage(FILE *f) {
             "      --pooling MODE     cls | mean | max | last (default: from the model)\n"
             "      --prompt TEXT      prepend TEXT to every input\n"
             "      --prompt-name NAME prepend the model's named prompt (config_sentence_transformers.json)\n"
+            "      --query            the inputs are queries: the model's \"query\" prompt (when it\n"
+            "                         defines one) and the --adapter apply\n"
+            "      --adapter DIR      adapter from `embtune finetune --mode adapter`: applied to\n"
+            "                         queries (--query), and to documents too if it was trained\n"
+            "                         on them (--adapter-both); else documents keep the base\n"
+            "                         embedding, so an existing document index stays valid\n"
             "      --ids              input lines are token ids (\"101 2054 102\" or [101, 2054, 102]),\n"
             "                         special tokens included; no tokenization\n"
             "  -q, --quiet            no notices or progress\n");
@@ -132,6 +138,8 @@ static size_t count_lines(const char *path) {
 
 int cli_embed(int argc, char **argv) {
     const char *model_dir = NULL, *in_path = NULL, *out_path = NULL, *prompt = NULL, *prompt_name = NULL;
+    const char *adapter_dir = NULL;
+    int is_query = 0;
     long batch = 32, max_len = 0, threads = 0;
     int pooling = ET_POOL_DEFAULT, ids_mode = 0, quiet = 0;
     static const struct option opts[] = {
@@ -141,6 +149,7 @@ int cli_embed(int argc, char **argv) {
         {"pooling", required_argument, 0, 'p'}, {"prompt", required_argument, 0, 'P'},
         {"prompt-name", required_argument, 0, 'N'}, {"ids", no_argument, 0, 'I'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"query", no_argument, 0, 'Q'},         {"adapter", required_argument, 0, 'A'},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -171,6 +180,8 @@ int cli_embed(int argc, char **argv) {
         case 'P': prompt = optarg; break;
         case 'N': prompt_name = optarg; break;
         case 'I': ids_mode = 1; break;
+        case 'Q': is_query = 1; break;
+        case 'A': adapter_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -203,10 +214,34 @@ int cli_embed(int argc, char **argv) {
             et_model_free(m);
             return cli_fail("embed", &err);
         }
+    } else if (!prompt && is_query && et_model_prompt(m, "query")) {
+        prompt = et_model_prompt(m, "query");
     } else if (!prompt && et_model_default_prompt(m)) {
         prompt = et_model_prompt(m, et_model_default_prompt(m));
     }
+    et_adapter *ad = NULL;
+    if (adapter_dir) {
+        if (et_adapter_load(&ad, adapter_dir, &err)) {
+            et_model_free(m);
+            return cli_fail("embed", &err);
+        }
+        if (et_adapter_dim(ad) != et_model_dim(m)) {
+            et_err_set(&err, ET_EINVAL, "%s: the adapter is %zu-dimensional, the model %s %zu-dimensional", adapter_dir,
+                       et_adapter_dim(ad), model_dir, et_model_dim(m));
+            et_adapter_free(ad);
+            et_model_free(m);
+            return cli_fail("embed", &err);
+        }
+        if (!is_query && !et_adapter_applies_to_docs(ad)) {
+            if (!quiet)
+                fprintf(stderr, "embtune embed: %s applies to queries only: these inputs are embedded as documents "
+                        "(base model, adapter not applied); add --query for queries\n", adapter_dir);
+            et_adapter_free(ad);
+            ad = NULL;
+        }
+    }
     if (ids_mode && prompt && prompt[0]) {
+        et_adapter_free(ad);
         et_model_free(m);
         return cli_usage_error("embed", "--ids cannot be combined with a prompt");
     }
@@ -217,6 +252,7 @@ int cli_embed(int argc, char **argv) {
     in.fp = strcmp(in_path, "-") ? fopen(in_path, "rb") : stdin;
     if (!in.fp) {
         et_err_set(&err, ET_EIO, "%s: cannot open: %s", in_path, strerror(errno));
+        et_adapter_free(ad);
         et_model_free(m);
         return cli_fail("embed", &err);
     }
@@ -261,6 +297,7 @@ int cli_embed(int argc, char **argv) {
         if (!rc && n) {
             rc = ids_mode ? et_embed_ids(m, (const int32_t *const *)ids, lens, n, vecs, &err)
                           : et_embed(m, (const char *const *)texts, n, prompt, vecs, &err);
+            if (!rc && ad) rc = et_adapter_apply(ad, vecs, n, vecs, &err);
             if (rc) et_err_prefix(&err, "%s: block starting at line %zu", in.name, done + 1);
         }
         if (!rc && n) {
@@ -291,6 +328,7 @@ int cli_embed(int argc, char **argv) {
     free(ids);
     free(lens);
     free(vecs);
+    et_adapter_free(ad);
     et_model_free(m);
     if (rc) return cli_fail("embed", &err);
     if (!quiet) fprintf(stderr, "embtune embed: %zu embeddings of dimension %zu -> %s\n", done, dim, out_path);

@@ -114,6 +114,7 @@ typedef struct trainer {
     FILE *log;
     char config[65];
     et_ckpt_state st;
+    uint64_t saved_step;    /* step held by checkpoint/state.bin */
     double base_metrics[5]; /* acc@1,3,5,10, mrr@10 of the base model */
     int have_base;
 } trainer;
@@ -490,6 +491,7 @@ static int save_state(trainer *t, et_error *err) {
     t->st.log_bytes = pos > 0 ? (uint64_t)pos : 0;
     int rc = et_ckpt_save(t->state_path, &t->st, t->params, t->opt.m, t->opt.v, t->n_params, rng, rn, err);
     free(rng);
+    if (!rc) t->saved_step = t->st.step;
     return rc;
 }
 
@@ -1014,6 +1016,7 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
         free(rng);
         if (rc) goto out;
         t->st = st;
+        t->saved_step = st.step;
         t->opt.t = st.opt_t;
         if (truncate(t->log_path, (off_t)st.log_bytes) != 0 && errno != ENOENT) {
             rc = et_err_set(err, ET_EIO, "%s: cannot truncate: %s", t->log_path, strerror(errno));
@@ -1099,7 +1102,7 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
             if (err && err->code == ET_ENUMERIC)
                 et_err_prefix(err, "step %llu (epoch %zu, batch %zu): training stopped; the last good checkpoint "
                               "(step %llu) is kept in %s (lower --lr, or check the data)",
-                              (unsigned long long)t->st.step + 1, e + 1, b0, (unsigned long long)t->st.step,
+                              (unsigned long long)t->st.step + 1, e + 1, b0, (unsigned long long)t->saved_step,
                               t->ckpt_dir);
             break;
         }
@@ -1108,11 +1111,20 @@ int et_finetune(const et_finetune_opts *o, et_finetune_result *res, et_error *er
             rc = et_err_set(err, ET_ENUMERIC,
                             "step %llu: the gradient is not finite; training stopped; the last good checkpoint "
                             "(step %llu) is kept in %s (lower --lr, or check the data)",
-                            (unsigned long long)t->st.step + 1, (unsigned long long)t->st.step, t->ckpt_dir);
+                            (unsigned long long)t->st.step + 1, (unsigned long long)t->saved_step, t->ckpt_dir);
             break;
         }
         double lr = et_lr_at(&t->acfg, (size_t)t->st.step);
         et_adamw_step(&t->opt, t->params, t->grads, t->decay, lr);
+        /* a finite loss and gradient can still overflow the weights (a huge lr): never
+         * checkpoint or write such parameters (sum of squares: inf or NaN iff one is) */
+        if (!isfinite(et_grad_norm(t->params, t->n_params))) {
+            rc = et_err_set(err, ET_ENUMERIC,
+                            "step %llu: the parameters are not finite after the AdamW update (lr %.3g); training "
+                            "stopped; the last good checkpoint (step %llu) is kept in %s (lower --lr)",
+                            (unsigned long long)t->st.step + 1, lr, (unsigned long long)t->saved_step, t->ckpt_dir);
+            break;
+        }
         t->st.step++;
         t->st.batch = b1;
         if (b1 >= p->n_batches) {

@@ -486,6 +486,7 @@ void et_progress_init(et_progress *p, const char *label, const char *unit, size_
     const char *env = getenv("ET_PROGRESS");
     if (env) p->enabled = strcmp(env, "0") != 0;
     else p->enabled = isatty(STDERR_FILENO);
+    if (env && !strcmp(env, "all")) p->delay = 0; /* tests: show from the first update */
 }
 
 static void fmt_duration(char *out, size_t n, double s) {

@@ -123,7 +123,7 @@ double et_now(void); /* monotonic seconds */
 
 /* Progress line on stderr ("label 120/1000 (12%) 35.2/s ETA 25s"), shown only
  * once the job has run for more than `delay` seconds and only when stderr is
- * a terminal or ET_PROGRESS=1; updates at most every 0.25 s. */
+ * a terminal or ET_PROGRESS=1 (ET_PROGRESS=all: no delay); updates at most every 0.25 s. */
 typedef struct et_progress {
     const char *label;
     const char *unit;   /* e.g. "texts/s" */

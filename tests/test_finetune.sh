@@ -145,7 +145,19 @@ fi
 
 # ---- 5. NaN, bad data, bad options ---------------------------------------------------------
 out=$(ft -m "$FIX" -t "$D/train.json" -o "$T/nan" --lr 1e38 --warmup 0 --epochs 2 -q 2>&1) && fail "lr 1e38 succeeded"
-echo "$out" | grep -q "not finite" && [ -f "$T/nan/checkpoint/state.bin" ] && [ ! -f "$T/nan/model.safetensors" ] \
+# the kept checkpoint holds the step the message names, and finite parameters
+good=$(echo "$out" | sed -n 's/.*last good checkpoint (step \([0-9]*\)).*/\1/p')
+ck_good() { "$TORCH_PY" - "$T/nan/checkpoint/state.bin" "$good" <<'PY'
+import sys
+sys.path.insert(0, "tests/ref")
+import torch
+import finetune_traj_ref as r
+step, p = r.read_ckpt(sys.argv[1])
+print(f"checkpoint: step {step}, all {p.numel()} parameters finite: {bool(torch.isfinite(p).all())}")
+sys.exit(0 if sys.argv[2] and step == int(sys.argv[2]) and bool(torch.isfinite(p).all()) else 1)
+PY
+}
+echo "$out" | grep -q "not finite" && ck_good && [ ! -f "$T/nan/model.safetensors" ] \
     && ok "NaN stops the run, keeps the checkpoint: $out" || fail "NaN handling: $out"
 expect_err() { # $1 = needle, rest = args
     local needle=$1; shift

@@ -6,7 +6,7 @@
 #   2. GradCache (cached-mnrl) with --mini-batch = batch equals plain MNRL exactly (the
 #      dropout draws are replayed); with smaller mini-batches and no dropout it equals
 #      plain MNRL to 1e-5
-#   3. kill -9 and --resume with dropout: equal to the uninterrupted run
+#   3. kill -9 at a random moment and --resume with dropout: equal to the uninterrupted run
 #   4. the output directory loads in `embtune embed` and gives the embeddings PyTorch
 #      computes from its files
 set -u
@@ -64,12 +64,18 @@ fi
 "$EMBTUNE" finetune -m "$M" -t "$T/train.json" --epochs 2 --batch-size 8 --lr 1e-3 --seed 7 -q -o "$T/killed" \
     --save-steps 1 >/dev/null 2>&1 &
 pid=$!
-for i in $(seq 1 400); do
-    n=$(grep -c grad_norm "$T/killed/train_log.jsonl" 2>/dev/null); [ "${n:-0}" -ge 3 ] && break; sleep 0.02
+# at a random moment: after a random number of logged steps (1-4 of 6), plus 0-99 ms
+at=$((1 + RANDOM % 4))
+for i in $(seq 1 1500); do
+    n=$(grep -c grad_norm "$T/killed/train_log.jsonl" 2>/dev/null); [ "${n:-0}" -ge $at ] && break; sleep 0.02
 done
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+sleep "0.$(printf %02d $((RANDOM % 100)))"
+killed=1
+kill -9 $pid 2>/dev/null || { killed=0; echo "note: the run ended before kill -9; nothing to resume"; }
+wait $pid 2>/dev/null
+[ -d "$T/killed/checkpoint" ] || killed=0 # it had finished (a zombie still takes the signal)
 echo "killed at step $(grep -c grad_norm "$T/killed/train_log.jsonl" 2>/dev/null)/6"
-if ft -o "$T/killed" --resume >/dev/null; then
+if [ $killed = 0 ] || ft -o "$T/killed" --resume >/dev/null; then
     d=$(maxdiff "$T/run" "$T/killed" 1e-6) && ok "resume with dropout: $d" || fail "resume differs: $d"
 else
     fail "resume"
