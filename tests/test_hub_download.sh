@@ -65,6 +65,13 @@ check "no .incomplete left" bash -c "! ls '$REPO/blobs' | grep -q incomplete"
 check "LFS bytes came from the CDN host without Authorization" \
     bash -c "curl -sf '$HF_ENDPOINT/_log' | grep '/cdn/' | grep -q '\"auth\": false'"
 
+# HF_HUB_CACHE wins over HF_HOME (as huggingface_hub)
+reset
+check "HF_HUB_CACHE: the repo lands there, not under HF_HOME" bash -c "
+    HF_HUB_CACHE='$OUT/hubcache' HF_HOME='$OUT/home-unused' '$EMBTUNE' download -q test-org/tiny >/dev/null &&
+    [ -L '$OUT/hubcache/models--test-org--tiny/snapshots/$COMMIT/model.safetensors' ] &&
+    [ -s '$OUT/hubcache/models--test-org--tiny/refs/main' ] && [ ! -e '$OUT/home-unused/hub' ]"
+
 # ---- 2. cached: a refresh lists the revision only; offline needs no network -----------
 reset
 check "second download succeeds" dl test-org/tiny
