@@ -2,15 +2,20 @@
  * on arbitrary bytes. An accepted file must hold non-empty texts and must come
  * back identical after a save + reload. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chunks.h"
 #include "fuzz_tmp.h"
 
-static void check(int cond) {
-    if (!cond) abort();
+static void check_at(int cond, int line) {
+    if (!cond) {
+        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
+        abort();
+    }
 }
+#define check(c) check_at((c), __LINE__)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[256], p2[256];

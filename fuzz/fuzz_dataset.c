@@ -5,6 +5,7 @@
  * consistent (every index inside the corpus, offsets monotone, no NULL text),
  * and must survive a save + reload in llama-index format with the same counts. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,9 +13,13 @@
 #include "dataset.h"
 #include "fuzz_tmp.h"
 
-static void check(int cond) {
-    if (!cond) abort();
+static void check_at(int cond, int line) {
+    if (!cond) {
+        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
+        abort();
+    }
 }
+#define check(c) check_at((c), __LINE__)
 
 static void check_ds(const et_dataset *ds) {
     check(ds->n_queries > 0 && ds->rel_off[0] == 0 && ds->neg_off[0] == 0);

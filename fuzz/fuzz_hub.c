@@ -5,15 +5,20 @@
  * cache), an accepted ETag only holds [A-Za-z0-9._-], an accepted id splits
  * into a valid repo and revision. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hub.h"
 #include "json.h"
 
-static void check(int cond) {
-    if (!cond) abort();
+static void check_at(int cond, int line) {
+    if (!cond) {
+        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
+        abort();
+    }
 }
+#define check(c) check_at((c), __LINE__)
 
 /* relative, no "", "." or ".." component, no backslash */
 static void check_name(const char *f) {

@@ -5,15 +5,20 @@
  * relative, has no "." / ".." / empty component and lies under one of the
  * stage's prefixes; FILE arrays survive a write + parse unchanged. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
 #include "pipeline.h"
 
-static void check(int cond) {
-    if (!cond) abort();
+static void check_at(int cond, int line) {
+    if (!cond) {
+        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
+        abort();
+    }
 }
+#define check(c) check_at((c), __LINE__)
 
 static int path_ok(const char *p) {
     if (!*p || p[0] == '/') return 0;
