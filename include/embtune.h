@@ -287,6 +287,12 @@ typedef struct et_generate_opts {
     double val_fraction;        /* or: this fraction of chunks, whole documents, to val_output */
     const char *val_output;     /* validation dataset path (same format) */
     int restart;                /* 1 = discard an existing journal */
+    int keep_journal;           /* 1 = keep the journal after a complete run (default: it is
+                                   deleted once every chunk has all its questions; it stays
+                                   when chunks are short or failed, so a rerun retries them) */
+    volatile int *stop;         /* may be NULL; set non-zero (e.g. by a SIGINT handler) to stop:
+                                   finished chunks are journaled and synced, requests in flight
+                                   dropped, and et_generate returns ET_ECANCELED (rerun resumes) */
     int quiet;                  /* 1 = no summary or progress on stderr */
 } et_generate_opts;
 
@@ -300,7 +306,7 @@ typedef struct et_generate_summary {
     size_t n_val_queries;  /* of which validation */
     size_t requests, retries, max_in_flight; /* LLM mode */
     double seconds;
-    char journal[1024];    /* journal path */
+    char journal[1024];    /* journal path ("" when it was deleted after a complete run) */
     char failures[1024];   /* failures file path ("" when none) */
 } et_generate_summary;
 

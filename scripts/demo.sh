@@ -60,7 +60,7 @@ fi
 
 # ---- 3. the pipeline -------------------------------------------------------------------------------------
 for f in $DOCS $VAL_DOCS; do
-    [ -e "$f" ] || { say "$f not found (DOCS / VAL_DOCS; the sample corpus is in ../shared/corpus)"; exit 1; }
+    [ -e "$f" ] || { say "$f not found: put the shared/ directory beside the repository, or set SHARED=/path/to/shared (or DOCS= / VAL_DOCS=)"; exit 1; }
 done
 say "embtune pipeline --train-docs $DOCS --val-docs $VAL_DOCS -m $MODEL -o $RUN $DEMO_ARGS"
 out=$(mktemp)

@@ -1,11 +1,24 @@
 /* cli_generate.c - `embtune generate`: chunks -> synthetic (query, chunk) training data. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "util.h"
+
+static volatile int stop_flag;
+
+/* First Ctrl-C / SIGTERM: stop cleanly (finished chunks journaled, exit 130);
+ * a second one kills at once (the journal still resumes: kill -9 safe). */
+static void on_signal(int sig) {
+    if (stop_flag) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    stop_flag = 1;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -14,7 +27,9 @@ static void usage(FILE *f) {
             "Writes synthetic training queries for every chunk. Without --llm-url the embedded\n"
             "generator builds them (no model, deterministic); with it, an OpenAI-compatible server\n"
             "(llama.cpp, vLLM, Ollama, OpenAI) writes them. Finished chunks go to a journal beside\n"
-            "the output (<output>.journal): rerun the same command to resume after an interruption.\n"
+            "the output (<output>.journal): rerun the same command to resume after Ctrl-C, a crash\n"
+            "or kill -9. A complete run deletes the journal; with chunks short of questions it stays,\n"
+            "and a rerun asks again for those only.\n"
             "\n"
             "  -i, --input FILE            chunk JSONL from `embtune ingest`\n"
             "  -o, --output PATH           dataset (a directory for --format beir)\n"
@@ -25,6 +40,7 @@ static void usage(FILE *f) {
             "      --val-fraction F        or: about this fraction of chunks, whole documents\n"
             "      --val-output PATH       validation dataset (same format)\n"
             "      --restart               ignore an existing journal and start over\n"
+            "      --keep-journal          keep the journal after a complete run (a rerun is then a no-op)\n"
             "  -q, --quiet                 no progress or summary\n"
             "LLM:\n"
             "      --llm-url URL           server base, e.g. http://127.0.0.1:8080 or .../v1\n"
@@ -45,7 +61,7 @@ int cli_generate(int argc, char **argv) {
     et_generate_opts o;
     et_generate_opts_init(&o);
     enum { O_LLM_URL = 256, O_LLM_MODEL, O_CONC, O_TIMEOUT, O_RETRIES, O_TEMP, O_TOPP, O_MAXTOK, O_SEED, O_PROMPT,
-           O_VALDOCS, O_VALFRAC, O_VALOUT, O_RESTART };
+           O_VALDOCS, O_VALFRAC, O_VALOUT, O_RESTART, O_KEEPJ };
     static const struct option longs[] = {
         {"input", required_argument, 0, 'i'},        {"output", required_argument, 0, 'o'},
         {"format", required_argument, 0, 'f'},       {"questions-per-chunk", required_argument, 0, 'n'},
@@ -57,7 +73,7 @@ int cli_generate(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED},      {"prompt-file", required_argument, 0, O_PROMPT},
         {"val-docs", required_argument, 0, O_VALDOCS}, {"val-fraction", required_argument, 0, O_VALFRAC},
         {"val-output", required_argument, 0, O_VALOUT}, {"restart", no_argument, 0, O_RESTART},
-        {0, 0, 0, 0}};
+        {"keep-journal", no_argument, 0, O_KEEPJ}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     int c;
@@ -113,6 +129,7 @@ int cli_generate(int argc, char **argv) {
             break;
         case O_VALOUT: o.val_output = optarg; break;
         case O_RESTART: o.restart = 1; break;
+        case O_KEEPJ: o.keep_journal = 1; break;
         case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -128,7 +145,19 @@ int cli_generate(int argc, char **argv) {
     et_error err = {0};
     et_generate_summary s;
     memset(&s, 0, sizeof(s));
+    o.stop = &stop_flag;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     int rc = et_generate(&o, &s, &err);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (rc == ET_ECANCELED) {
+        cli_fail(cmd, &err);
+        return 130; /* as a shell reports a SIGINT */
+    }
     if (rc) return cli_fail(cmd, &err);
     if (!o.quiet) {
         fprintf(stderr, "embtune generate: %zu chunks: %zu ok, %zu short, %zu failed%s; %zu queries",
@@ -141,7 +170,9 @@ int cli_generate(int argc, char **argv) {
                     s.retries, s.max_in_flight);
         if (s.failures[0])
             fprintf(stderr, "embtune generate: chunks short of questions or failed are listed in %s\n", s.failures);
-        fprintf(stderr, "embtune generate: journal %s (rerun to resume; --restart to start over)\n", s.journal);
+        if (s.journal[0])
+            fprintf(stderr, "embtune generate: journal %s (rerun to resume or retry; --restart to start over)\n",
+                    s.journal);
     }
     return 0;
 }

@@ -11,9 +11,10 @@
 
 static volatile int stop_flag, stop_polled;
 
-/* During finetune (which checkpoints when asked) the first Ctrl-C / SIGTERM
- * asks it to stop; elsewhere, and on a second signal, the signal kills as
- * usual: ingest and eval restart, and generate continues from its journal. */
+/* During generate (which journals every finished chunk) and finetune (which
+ * checkpoints when asked) the first Ctrl-C / SIGTERM asks the stage to stop
+ * cleanly; elsewhere, and on a second signal, the signal kills as usual:
+ * ingest and eval restart, generate continues from its journal. */
 static void on_signal(int sig) {
     if (stop_polled && !stop_flag) {
         stop_flag = 1;

@@ -15,7 +15,11 @@
  * (LLM mode; the embedded generator syncs once a second). A torn last line
  * (kill -9, power loss) is ignored and cut off when the run resumes. A chunk
  * with a "failed" record is tried again by the next run; the last record of a
- * chunk wins.
+ * chunk wins. After a complete run (every chunk has all its questions) the
+ * journal is deleted, unless keep_journal; with short or failed chunks it
+ * stays so that a rerun asks again for those only. opts->stop (a signal)
+ * stops the run between chunks: what finished is journaled and synced, the
+ * requests in flight are dropped, and the result is ET_ECANCELED.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -325,6 +329,10 @@ static int run_local(job *j, et_error *err) {
     for (size_t i = 0; i < j->cs.n && !rc; i++) {
         chunk_state *s = &j->st[i];
         if (s->status == ST_OK || s->status == ST_SHORT) continue;
+        if (j->o->stop && *j->o->stop) {
+            rc = et_err_set(err, ET_ECANCELED, "interrupted");
+            break;
+        }
         et_strlist_free(&s->q);
         rc = et_genlocal_questions(g, i, n, &s->q, err);
         if (rc) break;
@@ -340,7 +348,10 @@ static int run_local(job *j, et_error *err) {
         }
         et_progress_update(&pr, ++done, NULL);
     }
-    if (!rc) rc = journal_sync(j, err);
+    if (!rc || rc == ET_ECANCELED) {
+        int src = journal_sync(j, rc ? NULL : err);
+        if (!rc) rc = src;
+    }
     et_progress_done(&pr, done);
     et_genlocal_free(g);
     return rc;
@@ -521,6 +532,7 @@ static int run_llm(job *j, et_error *err) {
     lo.retries = o->retries;
     lo.seed = o->seed;
     lo.accept = accept_body;
+    lo.stop = o->stop;
     const char *bb = getenv("EMBTUNE_BACKOFF_BASE"); /* tests: shorter backoff */
     if (bb) et_parse_double(bb, &lo.backoff_base);
     et_llm *c = NULL;
@@ -532,7 +544,7 @@ static int run_llm(job *j, et_error *err) {
     size_t done = j->sum.n_resumed, next = 0, failed = 0;
     for (;;) {
         /* keep the client fed, but no more than in flight: a kill loses at most those */
-        while (!rc && next < j->cs.n && et_llm_pending(c) < o->concurrency) {
+        while (!rc && next < j->cs.n && et_llm_pending(c) < o->concurrency && !(o->stop && *o->stop)) {
             chunk_state *s = &j->st[next];
             if (s->status != ST_OK && s->status != ST_SHORT) {
                 et_strlist_free(&s->q);
@@ -559,6 +571,7 @@ static int run_llm(job *j, et_error *err) {
         snprintf(extra, sizeof(extra), "failed %zu", failed);
         et_progress_update(&pr, done, extra);
     }
+    if (rc == ET_ECANCELED) journal_sync(j, NULL); /* each record was synced already; belt and braces */
     et_progress_done(&pr, done);
     et_llm_stats st;
     et_llm_get_stats(c, &st);
@@ -811,6 +824,13 @@ int et_generate(const et_generate_opts *o, et_generate_summary *sum, et_error *e
         fprintf(stderr, "embtune generate: resuming from %s: %zu of %zu chunks already done\n", j.journal_path,
                 j.sum.n_resumed, j.cs.n);
     rc = o->llm_url ? run_llm(&j, err) : run_local(&j, err);
+    if (rc == ET_ECANCELED) {
+        size_t nd = 0;
+        for (size_t i = 0; i < j.cs.n; i++) nd += j.st[i].status == ST_OK || j.st[i].status == ST_SHORT;
+        et_err_set(err, ET_ECANCELED,
+                   "interrupted: %zu of %zu chunks are done and kept in %s; rerun the same command to resume",
+                   nd, j.cs.n, j.journal_path);
+    }
     if (rc) goto done;
     if (j.jfd >= 0) {
         close(j.jfd);
@@ -825,6 +845,16 @@ int et_generate(const et_generate_opts *o, et_generate_summary *sum, et_error *e
     if ((rc = write_failures(&j, j.sum.failures, err))) goto done;
     if (!j.sum.n_short && !j.sum.n_failed) j.sum.failures[0] = 0;
     rc = assemble(&j, format, err);
+    /* A complete run: the outputs hold everything the journal holds, so it goes (a rerun then
+     * starts over, which is what a rerun of a finished job is for). With short or failed
+     * chunks it stays, so that a rerun asks again for those only. */
+    if (!rc && !j.sum.n_short && !j.sum.n_failed && !o->keep_journal) {
+        if (unlink(j.journal_path) && errno != ENOENT)
+            rc = et_err_set(err, ET_EIO, "%s: cannot delete the journal of the finished run: %s", j.journal_path,
+                            strerror(errno));
+        else
+            j.sum.journal[0] = 0;
+    }
 done:
     if (j.jfd >= 0) close(j.jfd);
     j.sum.seconds = et_now() - t0;

@@ -464,6 +464,8 @@ int et_llm_next(et_llm *c, et_llm_result *res, et_error *err) {
             if (!res->body) return -ET_ENOMEM;
             return 1;
         }
+        /* finished results first (the caller journals them), then the stop request */
+        if (c->o.stop && *c->o.stop) return -et_err_set(err, ET_ECANCELED, "interrupted");
         double now = et_now();
         int rc = start_due(c, now, err);
         if (rc) return -rc;

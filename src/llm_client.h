@@ -33,6 +33,8 @@ typedef struct et_llm_opts {
     uint64_t seed;          /* jitter generator seed */
     et_llm_accept_fn accept; /* may be NULL: every 2xx body is accepted */
     void *accept_ud;
+    volatile int *stop;     /* may be NULL; when it turns non-zero (e.g. set by a signal
+                               handler) et_llm_next returns -ET_ECANCELED within ~1 s */
 } et_llm_opts;
 
 typedef struct et_llm_result {
@@ -67,7 +69,8 @@ int et_llm_submit(et_llm *c, uint64_t tag, const char *body, size_t len, int att
 /* Runs transfers until one request finishes (with success or after its last
  * retry) and fills *res (caller frees res->body). Returns 1 when *res was
  * filled, 0 when nothing is queued, or an error status < 0 ... see below.
- * On a curl failure it returns -ET_ENET with err set. */
+ * On a curl failure it returns -ET_ENET with err set; when *opts.stop is set,
+ * -ET_ECANCELED (requests in flight are abandoned: et_llm_free drops them). */
 int et_llm_next(et_llm *c, et_llm_result *res, et_error *err);
 
 /* Requests queued, waiting for a retry, or in flight. */

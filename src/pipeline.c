@@ -37,7 +37,7 @@
  * stage whose option changed. These checks make the compiler say so. */
 #if UINTPTR_MAX == UINT64_MAX
 _Static_assert(sizeof(et_ingest_opts) == 88, "et_ingest_opts changed: update opts_ingest() in pipeline.c");
-_Static_assert(sizeof(et_generate_opts) == 160, "et_generate_opts changed: update opts_generate() in pipeline.c");
+_Static_assert(sizeof(et_generate_opts) == 176, "et_generate_opts changed: update opts_generate() in pipeline.c");
 _Static_assert(sizeof(et_finetune_opts) == 456, "et_finetune_opts changed: update opts_finetune() in pipeline.c");
 #endif
 
@@ -608,9 +608,17 @@ static int run_generate(pl *p, stage *s, int same_key, et_error *err) {
     go.val_output = NULL;
     go.restart = !same_key; /* the journal continues an attempt with the same key only */
     go.quiet = p->o->quiet;
+    /* the run directory is the pipeline's own: the journal stays there as the record of every
+       answer, so a deleted dataset or --rerun generate never asks an LLM again for a chunk */
+    go.keep_journal = 1;
+    go.stop = p->o->stop; /* Ctrl-C: finished chunks are journaled, a rerun continues */
     et_generate_summary sum;
     memset(&sum, 0, sizeof(sum));
-    if (!rc) rc = et_generate(&go, &sum, err);
+    if (!rc) {
+        if (p->o->stop_polled) *p->o->stop_polled = 1;
+        rc = et_generate(&go, &sum, err);
+        if (p->o->stop_polled) *p->o->stop_polled = 0;
+    }
     if (rc) {
         et_err_prefix(err, "%s", val ? "the validation documents' chunks" : "the training documents' chunks");
     } else {

@@ -43,9 +43,13 @@ start_server() { # args...; sets PORT
 count_queries() { $PY -c "import json,sys; print(len(json.load(open(sys.argv[1]))['queries']))" "$1"; }
 
 # ---- embedded generator --------------------------------------------------------------------
-$EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local.json" --seed 3 2>"$OUT/local.err" || fail "local run: $(cat "$OUT/local.err")"
+$EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local.json" --seed 3 --keep-journal 2>"$OUT/local.err" || fail "local run: $(cat "$OUT/local.err")"
+[ -s "$OUT/local.json.journal" ] || fail "--keep-journal: the journal of a complete run was deleted"
 $EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local2.json" --seed 3 -q || fail "local run 2"
 cmp -s "$OUT/local.json" "$OUT/local2.json" || fail "embedded generator is not deterministic"
+# a complete run deletes its journal (the output holds everything); no failures file either
+[ -e "$OUT/local2.json.journal" ] && fail "the journal of a complete run was left behind"
+[ -e "$OUT/local2.json.failures.jsonl" ] && fail "a failures file was written for a complete run"
 n=$(count_queries "$OUT/local.json"); [ "$n" = 80 ] || fail "local: $n queries, expected 80"
 $PY - "$OUT/local.json" "$OUT/chunks.jsonl" <<'EOF' || fail "local dataset check"
 import json, sys
@@ -63,12 +67,12 @@ assert all(len(v) == 2 for v in per.values()), "two distinct questions per chunk
 print("local dataset ok:", len(d["queries"]), "queries")
 EOF
 # a rerun resumes from the journal (nothing to do) and gives the same bytes
-$EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local.json" --seed 3 2>"$OUT/resume.err" || fail "local resume"
+$EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local.json" --seed 3 --keep-journal 2>"$OUT/resume.err" || fail "local resume"
 grep -q "40 of 40 chunks already done" "$OUT/resume.err" || fail "resume not reported: $(cat "$OUT/resume.err")"
 cmp -s "$OUT/local.json" "$OUT/local2.json" || fail "resumed output differs"
 # a torn last line (kill -9 during a write) is ignored; the chunk is redone
 head -c -40 "$OUT/local.json.journal" > "$OUT/torn" && mv "$OUT/torn" "$OUT/local.json.journal"
-$EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local.json" --seed 3 -q || fail "resume after a torn line"
+$EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/local.json" --seed 3 --keep-journal -q || fail "resume after a torn line"
 cmp -s "$OUT/local.json" "$OUT/local2.json" || fail "output after a torn journal line differs"
 [ "$(tail -c 1 "$OUT/local.json.journal" | od -An -c | tr -d ' ')" = '\n' ] || fail "journal does not end with a newline"
 # another seed or -n: the journal does not match and we say so
@@ -132,6 +136,8 @@ assert stats["bad_auth"] == 0
 print("LLM dataset ok: %d queries, %d failed chunks, faults %s" % (len(d["queries"]), len(failed), faults))
 EOF
 nf=$(wc -l < "$OUT/llm.json.failures.jsonl")
+# failed chunks: the journal stays, so that a rerun asks again for those only
+[ "$nf" -gt 0 ] && [ -s "$OUT/llm.json.journal" ] || fail "the journal of a run with $nf failed chunks is missing"
 grep -q "40 chunks: .* $nf failed" "$OUT/llm.err" || fail "summary does not count the $nf failed chunks"
 for f in "$OUT/llm.err" "$OUT/llm.json" "$OUT/llm.json.journal" "$OUT/llm.json.failures.jsonl"; do
     grep -q "$KEY" "$f" && fail "the API key appears in $f"
@@ -152,7 +158,7 @@ grep -q "{n}" "$OUT/p.err" || fail "prompt message: $(cat "$OUT/p.err")"
 
 # ---- kill -9 mid-run, restart: the same dataset as an uninterrupted run -----------------------
 start_server --scenario mixed --slow 1.0 --latency 0.15
-args=(-i "$OUT/chunks.jsonl" --llm-url "http://127.0.0.1:$PORT" --timeout 0.6 --retries 3 --concurrency 4 -q)
+args=(-i "$OUT/chunks.jsonl" --llm-url "http://127.0.0.1:$PORT" --timeout 0.6 --retries 3 --concurrency 4 -q --keep-journal)
 export EMBTUNE_API_KEY=$KEY
 $EMBTUNE generate "${args[@]}" -o "$OUT/full.json" || fail "uninterrupted run"
 for delay in 0.5 1.2; do
@@ -182,6 +188,44 @@ $EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$OUT/conc.json" --llm-url "http://1
 mif=$(curl -s "http://127.0.0.1:$PORT/stats" | $PY -c "import json,sys; print(json.load(sys.stdin)['max_in_flight'])")
 echo "server saw up to $mif requests in flight (--concurrency 8)"
 [ "$mif" -ge 6 ] && [ "$mif" -le 8 ] || fail "max in flight $mif, expected 6..8"
+
+# ---- Ctrl-C / SIGTERM: a clean stop (exit 130, finished chunks journaled), then resume --------
+# 40 chunks, 2 in flight, 0.3 s per reply: ~6 s uninterrupted; the signal comes after 3 chunks.
+for sig in INT TERM; do
+    o="$OUT/sig$sig.json"
+    rm -f "$o" "$o.journal"
+    $EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$o" --llm-url "http://127.0.0.1:$PORT" --concurrency 2 \
+        2>"$OUT/sig$sig.err" & cpid=$!
+    for _ in $(seq 100); do [ "$(wc -l < "$o.journal" 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.05; done
+    kill -$sig $cpid
+    # it must stop by itself (within the client's 1 s poll), not hang
+    for _ in $(seq 100); do kill -0 $cpid 2>/dev/null || break; sleep 0.05; done
+    kill -0 $cpid 2>/dev/null && { fail "SIG$sig: still running 5 s after the signal"; kill -9 $cpid; }
+    wait $cpid; rc=$?
+    [ $rc = 130 ] || fail "SIG$sig: exit code $rc, expected 130 ($(tail -2 "$OUT/sig$sig.err"))"
+    n=$(grep -oE 'interrupted: [0-9]+ of 40 chunks are done' "$OUT/sig$sig.err" | grep -oE '[0-9]+' | head -1)
+    [ -n "$n" ] || fail "SIG$sig: no 'interrupted: N of 40 chunks are done' message: $(cat "$OUT/sig$sig.err")"
+    [ -e "$o" ] && fail "SIG$sig: the output was written by an interrupted run"
+    # the journal holds exactly the N finished chunks, each once, and ends with a full line
+    $PY - "$o.journal" "${n:-x}" <<'EOF' || fail "SIG$sig: journal after the signal"
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "", "torn last line"
+recs = [json.loads(l) for l in lines[1:-1]]
+ids = [r["i"] for r in recs]
+assert len(ids) == len(set(ids)), "a chunk journaled twice"
+assert all(r["status"] == "ok" for r in recs), [r["status"] for r in recs]
+assert str(len(recs)) == sys.argv[2], "journal has %d records, the message said %s" % (len(recs), sys.argv[2])
+assert 0 < len(recs) < 40, len(recs)
+EOF
+    $EMBTUNE generate -i "$OUT/chunks.jsonl" -o "$o" --llm-url "http://127.0.0.1:$PORT" --concurrency 8 \
+        2>"$OUT/sig$sig.2.err" || fail "SIG$sig: rerun"
+    grep -q "resuming from .*: ${n:-x} of 40 chunks already done" "$OUT/sig$sig.2.err" ||
+        fail "SIG$sig: the rerun did not resume: $(head -3 "$OUT/sig$sig.2.err")"
+    cmp -s "$o" "$OUT/conc.json" || fail "SIG$sig: the resumed dataset differs from an uninterrupted run"
+    [ -e "$o.journal" ] && fail "SIG$sig: journal left after the resumed run completed"
+    echo "SIG$sig after $n of 40 chunks: exit 130, journal resumable, same dataset as uninterrupted"
+done
 
 [ $fails = 0 ] || { echo "test_generate: $fails failures"; exit 1; }
 echo "test_generate: ok"

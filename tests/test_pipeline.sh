@@ -7,7 +7,7 @@
 #   2. a rerun skips every stage: outputs byte-identical with unchanged mtimes,
 #      manifest timings unchanged, every stage "up to date"
 #   3. changing an option reruns exactly the stages it affects
-#   4. kill -9 during generate (LLM mode, tests/llm_server.py) and during
+#   4. kill -9 (and Ctrl-C) during generate (LLM mode, tests/llm_server.py) and during
 #      finetune; the rerun resumes that stage and ends with the same outputs as
 #      an uninterrupted run (datasets, weights, rankings)
 #   5. bad inputs: missing docs, docs with no text, a validation set without
@@ -191,7 +191,7 @@ expect "--mode adapter" "ingest-val=$U ingest-train=$U generate-val=$U generate-
 grep -q "+adapter " "$T/r3.out" || fail "adapter row missing: $(cat "$T/r3.out")"
 sed -i '$d' "$D/val/guide.md" # restore the validation document
 
-# ---- 4. kill -9 during generate and during finetune, then resume ------------------------------------
+# ---- 4. kill -9 (and Ctrl-C) during generate and during finetune, then resume ------------------------------------
 start_server() {
     local pf=$T/port.$RANDOM
     $PY tests/llm_server.py --port-file "$pf" --max-seconds 300 "$@" 2>>"$T/server.log" &
@@ -238,6 +238,27 @@ if wait_lines "$T/gen-kill/train.json.journal" 4 $cpid; then
     fi
 else
     wait $cpid; fail "generate finished before the kill (no journal lines seen)"
+fi
+# Ctrl-C during generate: a clean stop (manifest "interrupted", journal kept), then the rerun resumes
+"$EMBTUNE" pipeline "${common[@]}" -o "$T/gen-int" "${llm[@]}" >/dev/null 2>"$T/gen-int.err" & cpid=$!
+if wait_lines "$T/gen-int/train.json.journal" 4 $cpid; then
+    kill -INT $cpid
+    wait $cpid; rc=$?
+    [ $rc != 0 ] || fail "Ctrl-C in generate: exit status 0"
+    grep -q "generate-train: .*interrupted: [0-9]* of [0-9]* chunks are done.*rerun the same command to continue" \
+        "$T/gen-int.err" || fail "Ctrl-C in generate: message: $(tail -3 "$T/gen-int.err")"
+    st=$($PY -c "import json,sys; print([s['status'] for s in json.load(open(sys.argv[1]))['stages'] if s['name']=='generate-train'][0])" "$T/gen-int/manifest.json")
+    [ "$st" = interrupted ] || fail "generate-train should be 'interrupted' in the manifest after Ctrl-C, is '$st'"
+    [ -e "$T/gen-int/train.json" ] && fail "train.json exists after Ctrl-C in generate"
+    if pipe -o "$T/gen-int" "${llm[@]}" >/dev/null 2>"$T/gen-int2.err"; then
+        a=$(actions "$T/gen-int")
+        [[ $a == *"generate-train=resumed"* && $a == *"generate-val=up to date"* ]] || fail "after Ctrl-C in generate: $a"
+        compare_runs "Ctrl-C in generate" "$T/gen-ref" "$T/gen-int"
+    else
+        cat "$T/gen-int2.err"; fail "rerun after Ctrl-C in generate"
+    fi
+else
+    wait $cpid; fail "generate finished before the Ctrl-C (no journal lines seen)"
 fi
 ft=(--epochs 3 --batch-size 2)
 pipe -o "$T/ft-ref" "${ft[@]}" >/dev/null 2>"$T/ft-ref.err" || { cat "$T/ft-ref.err"; fail "finetune reference run"; }
