@@ -203,6 +203,19 @@ def flops_per_seq(shape, T):
     return L * (2.0 * T * (4 * C * C + 2 * C * FF) + 4.0 * T * T * C)
 
 
+SPF = {}  # runner kind -> measured wall seconds per FLOP (for the counts of the next cells)
+TARGET_S = 20 if QUICK else 45
+
+
+def count_for(kind, flops, first, lo, hi):
+    """Sequences for one runner in one cell: `first` on the first cell, then what the
+    runner's measured speed does in about TARGET_S seconds, in [lo, hi], a multiple of 4."""
+    if kind not in SPF:
+        return first
+    n = int(TARGET_S / (SPF[kind] * flops))
+    return max(lo, min(hi, n - n % 4))
+
+
 def bench_infer():
     log("\n== inference: sequences/s, batch 32, %d threads per process ==" % NPROC)
     exe = make_bin("bench_infer")
@@ -231,12 +244,13 @@ def bench_infer():
             key = "%s L%d" % (shape, T)
             ids = ids_file(T)
             cell = R["infer"][key] = {"flops_per_seq": flops_per_seq(shape, T)}
-            n_fast = (64 if QUICK else 128) if T == 128 else 32 if QUICK else 64
+            n_fast = count_for("embtune", cell["flops_per_seq"], 64, 8, 128 if T == 128 else 64)
             log("  -- %s (hidden %d, FFN %d), length %d --" % (shape, SHAPES[shape][1], SHAPES[shape][3], T))
             et_out = os.path.join(W, "et.f32")
             try:
-                o, rss, _ = run([exe, d, ids, et_out, "32", str(n_fast), "60"], 900)
+                o, rss, _ = run([exe, d, ids, et_out, "32", str(n_fast), str(TARGET_S)], 900)
                 r = last_json(o)
+                SPF["embtune"] = r["seconds"] / (r["sequences"] * cell["flops_per_seq"])
                 r["peak_rss_kb"] = rss
                 cell["embtune"] = r
                 et = np.fromfile(et_out, dtype=np.float32).reshape(r["sequences"], -1)
@@ -263,27 +277,36 @@ def bench_infer():
             if onnx:
                 peers.append(("onnxruntime %d threads" % NPROC, "ort", NPROC, 1))
             for name, kind, tthr, bthr in peers:
-                n_slow = 32  # one batch: the slow peers at L512 take minutes per batch here
+                n_slow = count_for(kind + str(tthr), cell["flops_per_seq"], 32, 4, 32)
                 out_f = os.path.join(W, "peer.f32")
                 try:
                     if kind == "ort":
                         cmd = ["node", "bench/peers/ort_infer.js", onnx, ids, out_f, str(tthr), "32",
-                               str(n_slow if T == 512 else 64), "30"]
+                               str(n_slow), str(TARGET_S)]
+                    elif kind == "bf16":
+                        # bf16 autocast: one batch of 4 (on a CPU without native bf16 matmul, torch 1.13's
+                        # bf16 linear is ~30x slower than fp32: a batch of 32 takes many minutes)
+                        cmd = [PY, "bench/infer_torch.py", d, ids, out_f, "4", "4", str(TARGET_S), str(tthr), kind]
                     else:
                         cmd = [PY, "bench/infer_torch.py", d, ids, out_f, "32",
-                               str(n_slow if T == 512 or kind == "bf16" else 64), "30", str(tthr), kind]
-                    o, rss, _ = run(cmd, 900, env={"OPENBLAS_NUM_THREADS": str(bthr), "OMP_NUM_THREADS": str(tthr)})
+                               str(n_slow), str(TARGET_S), str(tthr), kind]
+                    o, rss, _ = run(cmd, 300 if kind == "bf16" else 900,
+                                    env={"OPENBLAS_NUM_THREADS": str(bthr), "OMP_NUM_THREADS": str(tthr)})
                     r = last_json(o)
+                    SPF[kind + str(tthr)] = r["seconds"] / (r["sequences"] * cell["flops_per_seq"])
                     r["peak_rss_kb"] = rss
                     pe = np.fromfile(out_f, dtype=np.float32).reshape(r["sequences"], -1)
                     k = min(len(pe), len(et))
                     r["max_abs_err_vs_embtune"] = float(np.abs(pe[:k] - et[:k]).max())
                     r["rows_compared"] = k
                     cell[name] = r
-                    log("  %-34s %8.2f seq/s  %4d seqs  %5d MB  max|emb - embtune| %.2g (%d rows)" % (
-                        name, r["seq_per_s"], r["sequences"], rss // 1024, r["max_abs_err_vs_embtune"], k))
+                    log("  %-34s %8.2f seq/s  %4d seqs  %5d MB  max|emb - embtune| %.2g (%d rows)%s" % (
+                        name, r["seq_per_s"], r["sequences"], rss // 1024, r["max_abs_err_vs_embtune"], k,
+                        ", batch 4" if kind == "bf16" else ""))
                 except Exception as e:  # noqa: BLE001
                     skip("%s %s" % (name, key), str(e))
+                    if kind == "bf16":
+                        bf16_skip = R["bf16_skip"] = "bf16 autocast failed at %s (%s): not tried again" % (key, e)
             if torch_best is None:
                 c = [(cell[n]["seq_per_s"], n) for n, kd, _, _ in peers[:2] if n in cell]
                 if c:
@@ -292,7 +315,7 @@ def bench_infer():
                     R["torch_best_threads"] = {"torch": torch_best[0], "openblas": torch_best[1]}
             bf = [n for n in cell if "bf16" in n]
             fp = [cell[n]["seq_per_s"] for n in cell if "fp32" in n]
-            if bf and fp and cell[bf[0]]["seq_per_s"] < 0.5 * max(fp):
+            if bf and fp and cell[bf[0]]["seq_per_s"] < 0.5 * max(fp) and not bf16_skip:
                 bf16_skip = ("bf16 autocast ran at %.2fx PyTorch fp32's speed at %s on this CPU (%s, no native "
                              "bf16 matmul): not measured again" % (cell[bf[0]]["seq_per_s"] / max(fp), key, R["isa"]))
                 R["bf16_skip"] = bf16_skip
@@ -317,7 +340,7 @@ def bench_train():
     R["train"] = {}
     tb = R.get("torch_best_threads", {"torch": 1, "openblas": NPROC})
     for shape in ("bge-small", "bge-base"):
-        steps = 3
+        steps = 3 if shape == "bge-small" else 2  # the first step is warm-up, not timed
         try:
             d = model_dir(shape)
             o, rss, _ = run([exe, d, "16", "32", "128", str(steps), "0"], 900,
@@ -355,8 +378,8 @@ def bench_train():
         if peers:
             bp = max(peers, key=lambda n: cell[n]["pairs_per_s"])
             p = cell[bp]
-            ROWS.append(("train", "%s fine-tune step, 16 pairs 32/128 tok (steps %d, median of %d)" % (
-                shape, steps, steps - 1), e["pairs_per_s"], bp, p["pairs_per_s"], "pairs/s",
+            ROWS.append(("train", "%s fine-tune step, 16 pairs 32/128 tok (%d timed step%s)" % (
+                shape, steps - 1, "s, median" if steps > 2 else ""), e["pairs_per_s"], bp, p["pairs_per_s"], "pairs/s",
                 "peak RSS %d vs %d MB (%.2fx); max|loss diff| %.2g" % (
                     e["peak_rss_kb"] // 1024, p["peak_rss_kb"] // 1024, e["peak_rss_kb"] / p["peak_rss_kb"],
                     p["max_abs_loss_diff"])))
