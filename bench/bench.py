@@ -134,7 +134,7 @@ def bench_peak():
     R["peak_fp32"] = max(fp32) if fp32 else None
     out, _, _ = run([exe, "gemm", str(NPROC)], 600, env={"OPENBLAS_NUM_THREADS": str(NPROC)})
     R["gemm"] = json.loads(out)
-    log("  GFLOP/s over wall time, and per CPU (CPU seconds / threads); %% of peak from the per-CPU rate")
+    log("  GFLOP/s over wall time, and per CPU (CPU seconds / threads); % of peak from the per-CPU rate")
     log("  %-10s %-18s %9s %9s %9s %9s %7s %10s" % ("model", "N x C -> OC", "embtune", "per CPU", "OpenBLAS",
                                                     "per CPU", "% peak", "max|diff|"))
     for g in R["gemm"]:
