@@ -38,6 +38,14 @@ for d in $(cat "$OUT/models.txt"); do
         pairs+=("$(basename "$d") --prompt-name $pn" "$d/got-prompt-$pn.npy" "$r")
     done
 done
+# default_prompt_name applies when no prompt is given (sentence-transformers' encode)
+cp -r "$OUT/bert-f32-wmean-noprompt" "$OUT/defprompt"
+$TORCH_PY - "$OUT/defprompt/config_sentence_transformers.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["default_prompt_name"] = "query"; json.dump(c, open(sys.argv[1], "w"))
+PY
+"$EMBTUNE" embed -q -m "$OUT/defprompt" -i tests/ref/texts.txt -o "$OUT/defprompt/got.npy"
+pairs+=("default_prompt_name query" "$OUT/defprompt/got.npy" "$OUT/bert-f32-wmean-noprompt/ref-prompt-query.npy")
 # --prompt TEXT == --prompt-name; --pooling overrides the model's pooling (cls model, mean pooling)
 d=$OUT/bert-f32-cls
 cp -r "$d" "$OUT/override"
