@@ -657,6 +657,19 @@ int main(void) {
     expect_vectors(port, "/v1/embeddings", lb, q, 1, 16, 0, "truncate: true overrides");
     et_server_free(s);
 
+    /* a port in use is refused, never shared (SO_REUSEPORT would let a second server, or
+     * another user's, take half of the connections; with port 0 the kernel could even pick
+     * a port another server is listening on) */
+    et_serve_opts o8 = {.port = 0};
+    TEST_CHECK(serve_start_backend(&s, &be, &o8, &err) == ET_OK, "start 8: %s", err.msg);
+    et_server *s2 = NULL;
+    et_serve_opts o9 = {.port = et_server_port(s)};
+    TEST_CHECK(serve_start_backend(&s2, &be, &o9, &err) != ET_OK && !s2, "a second server on port %d is refused",
+               o9.port);
+    et_server_free(s2);
+    et_server_free(s);
+    s = NULL;
+
     et_serve_opts bad_o = {.port = 70000};
     TEST_CHECK(serve_start_backend(&s, &be, &bad_o, &err) == ET_EINVAL && !s, "bad port refused");
     et_serve_opts bad_h = {.host = "no-such-host.invalid"};
