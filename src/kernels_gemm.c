@@ -372,7 +372,8 @@ void et_gemm_packed(float *c, size_t ldc, const float *a, size_t lda, int a_tran
     if (et_gemm_fast()) {
         float tmp[MR * NR], bias16[NR] = {0}, res16[MR * NR] = {0};
         int has_act_res = epi->res || epi->act != ET_GEMM_ACT_NONE;
-        float *abuf = malloc((MC * (kcb ? kcb : 1) + 8) * sizeof(float));
+        size_t arows = ET_MIN((size_t)MC, (M + MR - 1) / MR * MR); /* small M: a small buffer (no mmap) */
+        float *abuf = malloc((arows * (kcb ? kcb : 1) + 8) * sizeof(float));
         if (!abuf) { /* tiny; fall back to the portable loops below */
             goto portable;
         }
