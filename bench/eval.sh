@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/eval.sh - `embtune eval` speed with cached embeddings, against its peers
-# measured in the same run (called by bench/run.sh; runs alone too).
+# measured in the same run (called by bench/run.sh; runs alone too); then `embtune eval` end to
+# end with every embedding read from its on-disk cache.
 #   ND x NQ at DIM (default 10000 x 1000 at 384): exact top-100 + metrics, and BM25.
 # Peers: sentence-transformers' InformationRetrievalEvaluator search + metrics and
 # rank_bm25's BM25Okapi, re-implemented on PyTorch/NumPy (bench/eval_peer.py; the
@@ -35,4 +36,56 @@ print(f"  metrics equal to the peer's on the same rankings: {'yes' if same else 
 print(f"  BM25 acc@5 {o['bm25_acc5']:.4f} (rank_bm25, first 100 queries: {p['bm25_acc5']:.4f}; idf and stop words differ)")
 print(f"  end to end the peer evaluates ~35 queries/s with local bge-small (embedding included, PEERS.md)")
 json.dump({"ours": o, "peer": p, "metrics_match": same}, open("bench/out/eval.json", "w"), indent=1)
+PY
+
+# ---- end to end: `embtune eval` with the embeddings in the on-disk cache -------------------------
+# ND passages x NQ queries of text (random words of a 5000-word vocabulary; each query is 6 words
+# of its passage), the real model2vec fixture (dim 64). The first run embeds and fills the cache;
+# the second reads every embedding from it: the whole command (load the dataset, read the cache,
+# exact top-100 over the corpus, metrics, report) timed from outside, as a user re-evaluating sees.
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+EMBTUNE=${EMBTUNE:-$BUILD/embtune}
+FIX=$SHARED/fixtures/model2vec-bge-base-q128
+"$TORCH_PY" - "$OUT/text.json" "$ND" "$NQ" <<'PY'
+import json, random, sys
+rnd = random.Random(5)
+nd, nq = int(sys.argv[2]), int(sys.argv[3])
+syl = ["ka", "ri", "to", "mu", "sen", "lo", "va", "pe", "dor", "qui", "na", "bel", "ti", "gra", "fo"]
+vocab = sorted({"".join(rnd.choice(syl) for _ in range(rnd.randint(2, 4))) for _ in range(6000)})[:5000]
+corpus = {"d%05d" % i: " ".join(rnd.choice(vocab) for _ in range(rnd.randint(40, 80))) for i in range(nd)}
+ids = sorted(corpus)
+queries, rel = {}, {}
+for j in range(nq):
+    d = rnd.choice(ids)
+    queries["q%04d" % j] = " ".join(rnd.sample(corpus[d].split(), 6))
+    rel["q%04d" % j] = [d]
+json.dump({"queries": queries, "corpus": corpus, "relevant_docs": rel, "mode": "text"}, open(sys.argv[1], "w"))
+PY
+rm -f "$OUT/cache.sqlite"
+e2e() { # label -> seconds on stdout
+    local s0 s1
+    s0=$(date +%s.%N)
+    "$EMBTUNE" eval -d "$OUT/text.json" -m "$FIX" --cache "$OUT/cache.sqlite" -t "$THREADS" -o "$OUT/report-$1" \
+        >"$OUT/$1.out" 2>"$OUT/$1.err"
+    s1=$(date +%s.%N)
+    echo "$s1 - $s0" | bc -l
+}
+t_cold=$(e2e cold)
+t_warm=$(e2e warm)
+cached=$(grep -oE '\(([0-9]+) from the cache\)' "$OUT/warm.err" | grep -oE '[0-9]+')
+"$TORCH_PY" - "$t_cold" "$t_warm" "$NQ" "$ND" "${cached:-0}" "$OUT/report-warm/metrics.json" <<'PY'
+import json, sys
+cold, warm, nq, nd, cached = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+m = json.load(open(sys.argv[6]))["runs"][0]
+print(f"embtune eval end to end, {nd} passages x {nq} queries, model2vec fixture (dim 64):")
+print(f"  {'first run (embeds, fills the cache)':42s} {nq / cold:10.0f} queries/s ({cold:.2f} s)")
+print(f"  {'second run (all embeddings from the cache)':42s} {nq / warm:10.0f} queries/s ({warm:.2f} s; "
+      f"{cached} of {nq + nd} texts from the cache)   peer: ~35 queries/s")
+print(f"  (inside the command: embed/cache {m['embed_seconds']:.2f} s, search + metrics {m['search_seconds']:.2f} s)")
+if cached != nq + nd:
+    sys.exit("the second run did not read every embedding from the cache")
+d = json.load(open("bench/out/eval.json"))
+d["e2e"] = {"nd": nd, "nq": nq, "model": "model2vec-bge-base-q128", "cold_s": cold, "warm_s": warm,
+            "warm_qps": nq / warm, "cold_qps": nq / cold, "cached_texts": cached}
+json.dump(d, open("bench/out/eval.json", "w"), indent=1)
 PY

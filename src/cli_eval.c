@@ -21,7 +21,8 @@ static const char *usage_text =
     "  -d, --dataset PATH     llama-index dataset JSON, or a BEIR folder (corpus.jsonl,\n"
     "                         queries.jsonl, qrels/test.tsv); also pairs / FlagEmbedding JSONL\n"
     "      --split NAME       BEIR qrels split (default: test, then dev, then train)\n"
-    "  -m, --model DIR        a model directory (repeatable); the first is the baseline\n"
+    "  -m, --model MODEL      a model directory or Hub id org/name[@rev] (repeatable); the\n"
+    "                         first is the baseline\n"
     "      --adapter DIR      an adapter trained on a model's embeddings (repeatable);\n"
     "                         evaluated on top of the model named in its config, else the first -m\n"
     "      --bm25             add the BM25 baseline (Okapi, k1 1.2, b 0.75)\n"
@@ -171,8 +172,18 @@ int cli_eval(int argc, char **argv) {
     if (n_adapters && !n_models) return cli_usage_error(cmd, "--adapter needs the model it was trained on (-m)");
 
     et_error err = {0};
+    /* -m DIR or a Hub id org/name[@rev] (fetched into the HF cache if needed) */
+    char *model_dirs[MAX_SYS] = {0};
+    for (size_t m = 0; m < n_models; m++)
+        if (et_resolve_model(models[m], &model_dirs[m], &err)) {
+            for (size_t k = 0; k < m; k++) free(model_dirs[k]);
+            return cli_fail(cmd, &err);
+        }
     et_dataset *ds = NULL;
-    if (et_dataset_load(&ds, dataset, ET_DS_AUTO, split, &err)) return cli_fail(cmd, &err);
+    if (et_dataset_load(&ds, dataset, ET_DS_AUTO, split, &err)) {
+        for (size_t m = 0; m < n_models; m++) free(model_dirs[m]);
+        return cli_fail(cmd, &err);
+    }
     if (!mo.quiet) {
         fprintf(stderr, "embtune eval: %s: %zu queries, %zu documents", dataset, ds->n_queries, ds->n_docs);
         if (ds->n_skipped) fprintf(stderr, " (%zu empty texts skipped: %s)", ds->n_skipped, ds->skip_reason);
@@ -194,7 +205,7 @@ int cli_eval(int argc, char **argv) {
             int which = et_eval_adapter_target(adapters[a], models, n_models);
             if (which == (int)m) mine[n_mine++] = adapters[a];
         }
-        rc = et_eval_model(runs + n_runs, ds, models[m], name, mine, n_mine, &mo, ks, n_k, &err);
+        rc = et_eval_model(runs + n_runs, ds, model_dirs[m], name, mine, n_mine, &mo, ks, n_k, &err);
         if (!rc) n_runs += 1 + n_mine;
     }
     if (!rc && bm25) {
@@ -221,6 +232,7 @@ int cli_eval(int argc, char **argv) {
                     outdir);
     }
     for (size_t r = 0; r < n_runs; r++) et_eval_run_free(&runs[r]);
+    for (size_t m = 0; m < n_models; m++) free(model_dirs[m]);
     et_dataset_free(ds);
     return rc ? cli_fail(cmd, &err) : 0;
 }

@@ -15,7 +15,7 @@ static void usage(FILE *f) {
             "prints one JSON object per line:\n"
             "  {\"ids\":[...],\"tokens\":[...],\"type_ids\":[...],\"offsets\":[[start,end],...]}\n"
             "Offsets are byte ranges into the line (without its \\n or \\r\\n).\n\n"
-            "  -m, --model DIR      model directory (tokenizer.json, else vocab.txt)\n"
+            "  -m, --model MODEL    model directory (tokenizer.json, else vocab.txt) or Hub id org/name[@rev]\n"
             "  --tokenizer FILE     a tokenizer.json file\n"
             "  -i, --input FILE     input text, one text per line ('-' = stdin)\n"
             "  --no-special         do not add special tokens ([CLS], [SEP], ...)\n"
@@ -43,7 +43,10 @@ int cli_tokenize(int argc, char **argv) {
     if (!!model == !!tokfile) return cli_usage_error("tokenize", "give exactly one of -m MODEL_DIR or --tokenizer FILE");
     et_error err = {0};
     et_tokenizer *tok = NULL;
-    int rc = model ? et_tokenizer_load_dir(&tok, model, &err) : et_tokenizer_load(&tok, tokfile, &err);
+    char *model_dir = NULL; /* a directory, or a Hub id org/name[@rev] resolved into the HF cache */
+    int rc = model ? et_resolve_model(model, &model_dir, &err) : ET_OK;
+    if (!rc) rc = model ? et_tokenizer_load_dir(&tok, model_dir, &err) : et_tokenizer_load(&tok, tokfile, &err);
+    free(model_dir);
     if (rc) return cli_fail("tokenize", &err);
     FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
     if (!in) {

@@ -20,7 +20,8 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 
 $PY tests/hub_server.py --fixture "$FIX" --port-file "$OUT/port" --token "$TOKEN" 2>"$OUT/server.err" &
 SRV=$!
-trap 'kill $SRV 2>/dev/null; wait $SRV 2>/dev/null' EXIT
+SPID=
+trap 'kill $SRV ${SPID:-} 2>/dev/null; wait $SRV 2>/dev/null' EXIT
 for _ in $(seq 100); do [ -s "$OUT/port" ] && break; sleep 0.05; done
 [ -s "$OUT/port" ] || { echo "hub_server did not start"; cat "$OUT/server.err"; exit 1; }
 PORT=$(cat "$OUT/port")
@@ -63,6 +64,13 @@ check "README/LICENSE not fetched" bash -c "[ ! -e '$SNAP/README.md' ] && [ ! -e
 check "no .incomplete left" bash -c "! ls '$REPO/blobs' | grep -q incomplete"
 check "LFS bytes came from the CDN host without Authorization" \
     bash -c "curl -sf '$HF_ENDPOINT/_log' | grep '/cdn/' | grep -q '\"auth\": false'"
+
+# HF_HUB_CACHE wins over HF_HOME (as huggingface_hub)
+reset
+check "HF_HUB_CACHE: the repo lands there, not under HF_HOME" bash -c "
+    HF_HUB_CACHE='$OUT/hubcache' HF_HOME='$OUT/home-unused' '$EMBTUNE' download -q test-org/tiny >/dev/null &&
+    [ -L '$OUT/hubcache/models--test-org--tiny/snapshots/$COMMIT/model.safetensors' ] &&
+    [ -s '$OUT/hubcache/models--test-org--tiny/refs/main' ] && [ ! -e '$OUT/home-unused/hub' ]"
 
 # ---- 2. cached: a refresh lists the revision only; offline needs no network -----------
 reset
@@ -191,6 +199,77 @@ check "  (message)" in_err "not found"
 check "a missing local directory is not sent to the hub" \
     bash -c "! '$EMBTUNE' info -m ./no/such/model 2>'$OUT/stderr'"
 check "  (message)" in_err "no such directory"
+
+# ---- 10. every command that takes a model takes a Hub id (from the cache filled above) ---
+# Offline with a dead endpoint: each command must find the cached snapshot itself, and its
+# result must equal the same command on the fixture directory.
+export HF_HOME=$OUT/home-m
+off() { HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$@"; }
+"$EMBTUNE" tokenize -m "$FIX" -i "$OUT/texts.txt" >"$OUT/tok_dir.jsonl"
+off "$EMBTUNE" tokenize -m test-org/tiny -i "$OUT/texts.txt" >"$OUT/tok_hub.jsonl" 2>"$OUT/stderr"
+check "tokenize -m test-org/tiny = tokenize -m DIR" \
+    bash -c "[ -s '$OUT/tok_dir.jsonl' ] && cmp -s '$OUT/tok_dir.jsonl' '$OUT/tok_hub.jsonl'"
+cat >"$OUT/ds.json" <<'JSON'
+{"queries": {"q1": "what is R?", "q2": "how to fit a linear model", "q3": "reading csv files"},
+ "corpus": {"d1": "R is a language and environment for statistical computing.",
+            "d2": "lm fits linear models by least squares.",
+            "d3": "read.csv reads a file in comma separated format.",
+            "d4": "Graphics are drawn with plot.",
+            "d5": "R is free software for statistics and graphics.",
+            "d6": "glm fits generalized linear models, lm fits linear ones.",
+            "d7": "scan and readLines read files; read.table reads tables."},
+ "relevant_docs": {"q1": ["d1"], "q2": ["d2"], "q3": ["d3"]}, "mode": "text"}
+JSON
+"$EMBTUNE" eval -q -d "$OUT/ds.json" -m "$FIX" >"$OUT/eval_dir.txt"
+off "$EMBTUNE" eval -q -d "$OUT/ds.json" -m test-org/tiny >"$OUT/eval_hub.txt" 2>"$OUT/stderr"
+metrics() { awk 'NR > 1 { $1 = $NF = ""; print }' "$1"; } # without the name and queries/s columns
+check "eval -m test-org/tiny: the metrics of -m DIR" \
+    bash -c "[ -s '$OUT/eval_hub.txt' ] && [ \"$(metrics "$OUT/eval_dir.txt")\" = \"$(metrics "$OUT/eval_hub.txt")\" ]"
+ftargs=(-t "$OUT/ds.json" --mode adapter --epochs 1 --batch-size 2 --seed 5 -q)
+"$EMBTUNE" finetune -m "$FIX" "${ftargs[@]}" -o "$OUT/ft_dir" >/dev/null 2>&1
+off "$EMBTUNE" finetune -m test-org/tiny "${ftargs[@]}" -o "$OUT/ft_hub" >/dev/null 2>"$OUT/stderr"
+check "finetune -m test-org/tiny: the adapter trained on -m DIR" \
+    bash -c "[ -s '$OUT/ft_dir/adapter.safetensors' ] && cmp -s '$OUT/ft_dir/adapter.safetensors' '$OUT/ft_hub/adapter.safetensors'"
+HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$EMBTUNE" serve -m test-org/tiny --port 0 2>"$OUT/serve.err" &
+SPID=$!
+SPORT=
+for _ in $(seq 200); do
+    SPORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$OUT/serve.err")
+    [ -n "$SPORT" ] && break
+    kill -0 $SPID 2>/dev/null || break
+    sleep 0.05
+done
+curl -s -X POST "http://127.0.0.1:$SPORT/v1/embeddings" \
+    -d '{"input": ["what is R?", "R is a language for statistics."]}' >"$OUT/serve.json"
+kill -TERM $SPID 2>/dev/null
+src=0; wait $SPID || src=$?; SPID=
+check "serve -m test-org/tiny answers with embed's vectors, exits 0" bash -c "[ $src = 0 ] && $PY - '$OUT/serve.json' '$OUT/ref.jsonl'" <<'PY'
+import json, sys
+got = [d["embedding"] for d in json.load(open(sys.argv[1]))["data"]]
+ref = [json.loads(l)["embedding"] for l in open(sys.argv[2])]
+err = max(abs(a - b) for g, r in zip(got, ref) for a, b in zip(g, r))
+print("     max abs err %.3g" % err)
+sys.exit(0 if len(got) == len(ref) == 2 and err <= 1e-6 else 1)
+PY
+mkdir -p "$OUT/docs"
+printf 'R is a language for statistics.\n\nIt fits linear models with lm and draws graphics with plot.\n\nData frames hold tables of variables.\n' >"$OUT/docs/train.txt"
+printf 'read.csv reads comma separated files.\n\nwrite.table writes a data frame to a file.\n' >"$OUT/docs/val.txt"
+off "$EMBTUNE" pipeline --train-docs "$OUT/docs/train.txt" --val-docs "$OUT/docs/val.txt" -m test-org/tiny \
+    --mode adapter --epochs 1 -q -o "$OUT/pipe" >"$OUT/pipe.out" 2>&1
+prc=$?
+check "pipeline -m test-org/tiny runs from the cache" \
+    bash -c "[ $prc = 0 ] && [ -s '$OUT/pipe/adapter/adapter.safetensors' ] || { sed 's/^/     | /' '$OUT/pipe.out'; exit 1; }"
+for cmd in tokenize eval pipeline serve; do
+    case $cmd in
+    tokenize) args=(-m test-org/nope -i "$OUT/texts.txt") ;;
+    eval) args=(-m test-org/nope -d "$OUT/ds.json") ;;
+    pipeline) args=(-m test-org/nope --train-docs "$OUT/docs/train.txt" --val-docs "$OUT/docs/val.txt" -o "$OUT/pipe2") ;;
+    serve) args=(-m test-org/nope --port 0) ;;
+    esac
+    crc=0
+    "$EMBTUNE" $cmd "${args[@]}" >/dev/null 2>"$OUT/stderr" || crc=$?
+    check "$cmd -m test-org/nope asks the hub and fails clearly" bash -c "[ $crc != 0 ] && grep -q 'test-org/nope not found' '$OUT/stderr'"
+done
 
 echo "test_hub_download: $fails failure(s)"
 [ $fails = 0 ]

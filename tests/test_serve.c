@@ -5,7 +5,10 @@
  * dynamic batching, and a drain with requests in flight. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "serve.h"
@@ -547,6 +550,48 @@ int main(void) {
                (unsigned long long)st.cancelled, F.calls - calls0);
     et_server_free(s);
     F.delay_ms = 0;
+
+    /* the batching wait is bounded: a client that sent its headers and then stalls in the
+     * middle of its body counts as "a request arriving", yet must not hold back a queued
+     * request beyond max_wait_ms (1 s here; the client gives up after 20 s) */
+    et_serve_opts o6 = {.port = 0, .max_wait_ms = 1000};
+    TEST_CHECK(serve_start_backend(&s, &be, &o6, &err) == ET_OK, "start 6: %s", err.msg);
+    port = et_server_port(s);
+    int sk = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const char stall[] = "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 100\r\n\r\n{\"input\": \"sta";
+    TEST_CHECK(sk >= 0 && connect(sk, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                   write(sk, stall, sizeof(stall) - 1) == (ssize_t)(sizeof(stall) - 1),
+               "stalled client connected");
+    usleep(200 * 1000); /* its headers are in: the server counts it as incoming */
+    expect_text(NULL, "not held back", 8, 0, q);
+    expect_vectors(port, "/v1/embeddings", "{\"input\":\"not held back\"}", q, 1, 16, 0,
+                   "a request queued while another client stalls mid-body is answered");
+    serve_get_stats(s, &st);
+    TEST_CHECK(st.jobs == 1 && st.requests == 1, "the stalled request is still open (jobs %llu, answered %llu)",
+               (unsigned long long)st.jobs, (unsigned long long)st.requests);
+    if (sk >= 0) close(sk);
+    et_server_free(s);
+
+    /* token-id inputs longer than the limit: cut by default, 413 with truncate false */
+    et_serve_opts o7 = {.port = 0, .max_tokens = 8, .max_wait_ms = 0};
+    TEST_CHECK(serve_start_backend(&s, &be, &o7, &err) == ET_OK, "start 7: %s", err.msg);
+    port = et_server_port(s);
+    int32_t ids10[10] = {1, 11, 12, 13, 14, 15, 16, 17, 18, 2};
+    idp = ids10;
+    nid = 8;
+    fake_embed(&F, &idp, &nid, 1, q, NULL);
+    expect_vectors(port, "/v1/embeddings", "{\"input\":[1,11,12,13,14,15,16,17,18,2]}", q, 1, 16, 0,
+                   "10 token ids cut to the first 8");
+    idp = ids10 + 2;
+    fake_embed(&F, &idp, &nid, 1, q, NULL);
+    expect_vectors(port, "/embed", "{\"inputs\":[1,11,12,13,14,15,16,17,18,2],\"truncation_direction\":\"left\","
+                   "\"normalize\":false}", q, 1, 16, 0, "10 token ids cut to the last 8");
+    expect_error(port, "/v1/embeddings", "{\"input\":[[1,2],[1,11,12,13,14,15,16,17,18,2]],\"truncate\":false}", 413,
+                 "input", "token ids over the limit with truncate false");
+    et_server_free(s);
 
     /* API key */
     F.delay_ms = 0;

@@ -129,6 +129,52 @@ s=$(get /nope); check "unknown path -> 404" test "$s" = 404
 s=$(get /v1/embeddings); check "GET on a POST route -> 405" test "$s" = 405
 stop_server; check "SIGTERM on an idle server exits 0" test $? = 0
 
+# ---- prompts from the model (config_sentence_transformers.json) and token-id inputs ---------
+# A copy of the fixture with query/document prompts: input_type / prompt_name must give the
+# vectors of `embtune embed --prompt-name`; token-id arrays those of `embtune embed --ids`.
+PM=$OUT/prompted
+mkdir -p "$PM"
+for f in "$FIX"/*; do ln -sf "$f" "$PM/"; done
+cat >"$PM/config_sentence_transformers.json" <<'JSON'
+{"prompts": {"query": "Represent this sentence for searching relevant passages: ", "document": "passage: "},
+ "default_prompt_name": null, "similarity_fn_name": "cosine"}
+JSON
+sed -n '1p;6p' "$OUT/texts.txt" >"$OUT/two.txt"
+"$EMBTUNE" embed -q -m "$PM" --prompt-name query -i "$OUT/two.txt" -o "$OUT/ref_q.jsonl"
+"$EMBTUNE" embed -q -m "$PM" --prompt-name document -i "$OUT/two.txt" -o "$OUT/ref_d.jsonl"
+"$EMBTUNE" embed -q -m "$PM" -i "$OUT/two.txt" -o "$OUT/ref_n.jsonl"
+check "the query prompt changes the vectors (else this test proves nothing)" bash -c "! cmp -s '$OUT/ref_q.jsonl' '$OUT/ref_n.jsonl'"
+cp "$OUT/ref.jsonl" "$OUT/ref_plain.jsonl"
+start_server -m "$PM" || exit 1
+cp "$OUT/ref_q.jsonl" "$OUT/ref.jsonl"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"input_type\": \"query\"}")
+check "input_type query = embed --prompt-name query" cmp_rows openai 0 0 0 1
+s=$(post /embed "{\"inputs\": [$T0, $T5], \"prompt_name\": \"query\"}")
+check "TEI prompt_name query = embed --prompt-name query" cmp_rows tei 0 1 0 1
+cp "$OUT/ref_d.jsonl" "$OUT/ref.jsonl"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5], \"input_type\": \"document\"}")
+check "input_type document = embed --prompt-name document" cmp_rows openai 0 0 0 1
+cp "$OUT/ref_n.jsonl" "$OUT/ref.jsonl"
+s=$(post /v1/embeddings "{\"input\": [$T0, $T5]}")
+check "no input_type: no prompt" cmp_rows openai 0 0 0 1
+stop_server
+cp "$OUT/ref_plain.jsonl" "$OUT/ref.jsonl"
+"$EMBTUNE" tokenize -m "$FIX" -i "$OUT/two.txt" >"$OUT/two.tok"
+IDS0=$($PY -c 'import json,sys; print(json.dumps([json.loads(l)["ids"] for l in open(sys.argv[1])][0]))' "$OUT/two.tok")
+IDS=$($PY -c 'import json,sys; print(json.dumps([json.loads(l)["ids"] for l in open(sys.argv[1])]))' "$OUT/two.tok")
+$PY -c 'import json,sys; [print(" ".join(map(str, json.loads(l)["ids"]))) for l in open(sys.argv[1])]' "$OUT/two.tok" >"$OUT/two.ids"
+"$EMBTUNE" embed -q -m "$FIX" --ids -i "$OUT/two.ids" -o "$OUT/ref_ids.jsonl"
+cp "$OUT/ref_ids.jsonl" "$OUT/ref.jsonl"
+start_server -m "$FIX" || exit 1
+s=$(post /v1/embeddings "{\"input\": $IDS}")
+check "array of token-id arrays = embed --ids" cmp_rows openai 0 0 0 1
+s=$(post /v1/embeddings "{\"input\": $IDS0, \"encoding_format\": \"base64\"}")
+check "one token-id array (base64) = embed --ids" cmp_rows openai 0 0 0
+s=$(post /v1/embeddings "{\"input\": [[1, 2], [1, 99999999]]}")
+check "a token id beyond the vocabulary -> 400" test "$s" = 400
+stop_server
+cp "$OUT/ref_plain.jsonl" "$OUT/ref.jsonl"
+
 # ---- adapters: queries only, or documents too ------------------------------------------
 make_adapter() { # dir apply_to
     $PY - "$1" "$2" <<'PY'
