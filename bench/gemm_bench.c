@@ -1,5 +1,5 @@
 /* gemm_bench.c - GFLOP/s of the matmul kernels on the bge-small shapes
- * (N = 32 x 128 tokens), same thread count: et_gemm (kernels_gemm.c, the
+ * and bge-base shapes (N = 32 x 128 tokens), same thread count: et_gemm (kernels_gemm.c, the
  * blocked GEMM behind every dense layer), the earlier unblocked AVX2 kernel
  * (matmul_forward_avx2) and OpenBLAS sgemm. Built and run by bench/run.sh. */
 #include <stdio.h>
@@ -73,11 +73,13 @@ static double run(mm_fn f, float *out, const float *x, const float *w, const flo
 
 int main(int argc, char **argv) {
     et_set_threads(argc > 1 ? atoi(argv[1]) : 2);
-    size_t shapes[][3] = {{4096, 384, 1152}, {4096, 384, 384}, {4096, 384, 1536}, {4096, 1536, 384}};
+    /* bge-small, then bge-base */
+    size_t shapes[][3] = {{4096, 384, 1152}, {4096, 384, 384},  {4096, 384, 1536}, {4096, 1536, 384},
+                          {4096, 768, 2304}, {4096, 768, 768}, {4096, 768, 3072}, {4096, 3072, 768}};
     double peak = peak_gflops();
     printf("AVX2 FMA peak (measured, %d threads): %.1f GFLOP/s\n", et_get_threads(), peak);
     printf("%-22s %12s %7s %12s %12s\n", "N x C -> OC", "gemm GF/s", "of peak", "avx2 GF/s", "blas GF/s");
-    for (int s = 0; s < 4; s++) {
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         size_t N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
         float *x = malloc(N * C * 4), *w = malloc(OC * C * 4), *b = malloc(OC * 4), *o = malloc(N * OC * 4);
         for (size_t i = 0; i < N * C; i++) x[i] = (float)(i % 7) * 0.1f;
