@@ -11,12 +11,15 @@
  *   has a Normalize module.
  *
  * The model code only sequences kernels (kernels.h); activations are one
- * buffer per batch, reused across layers (no [B, NH, T, T] tensor).
+ * buffer per batch, reused across layers (no [B, NH, T, T] tensor: attention
+ * works in query blocks). The FFN activation and both residual adds run in
+ * the GEMM epilogues (linear_forward).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_gemm.h"
 #include "model.h"
 #include "util.h"
 
@@ -58,6 +61,8 @@ int et_bert_embed_batch(et_model *m, const int32_t *const *ids, const size_t *le
             pos[b * T + t] = (int32_t)(c->pos_offset + (t < lens[b] ? t : 0));
         }
     int rc = ET_OK;
+    int gemm_act = c->act == ET_ACT_GELU ? ET_GEMM_ACT_GELU
+                 : c->act == ET_ACT_GELU_TANH ? ET_GEMM_ACT_GELU_TANH : ET_GEMM_ACT_RELU;
     embedding_forward(x, tid, pos, NULL, p->wte, p->wpe, c->type_vocab_size ? p->wtt : NULL, N, C);
     layernorm_forward(x, NULL, NULL, x, p->emb_lnw, p->emb_lnb, N, C, c->ln_eps);
     for (size_t l = 0; l < c->n_layers; l++) {
@@ -66,16 +71,12 @@ int et_bert_embed_batch(et_model *m, const int32_t *const *ids, const size_t *le
             et_err_set(err, rc, "out of memory in attention (T = %zu)", T);
             break;
         }
-        matmul_forward(tmp, att, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
-        residual_layernorm_forward(x, NULL, NULL, NULL, x, tmp, p->ln1w + l * C, p->ln1b + l * C, N, C,
-                                   c->ln_eps);
-        matmul_forward(buf, x, p->fcw + l * F * C, p->fcb + l * F, N, C, F);
-        if (c->act == ET_ACT_GELU) gelu_forward(buf, buf, N * F);
-        else if (c->act == ET_ACT_GELU_TANH) gelu_tanh_forward(buf, buf, N * F);
-        else relu_forward(buf, buf, N * F);
-        matmul_forward(tmp, buf, p->fcprojw + l * C * F, p->fcprojb + l * C, N, F, C);
-        residual_layernorm_forward(x, NULL, NULL, NULL, x, tmp, p->ln2w + l * C, p->ln2b + l * C, N, C,
-                                   c->ln_eps);
+        /* x = LN1(x + att Wo^T + bo): the residual is added in the GEMM's epilogue */
+        linear_forward(tmp, att, p->attprojw + l * C * C, p->attprojb + l * C, x, ET_GEMM_ACT_NONE, N, C, C);
+        layernorm_forward(x, NULL, NULL, tmp, p->ln1w + l * C, p->ln1b + l * C, N, C, c->ln_eps);
+        linear_forward(buf, x, p->fcw + l * F * C, p->fcb + l * F, NULL, gemm_act, N, C, F);
+        linear_forward(tmp, buf, p->fcprojw + l * C * F, p->fcprojb + l * C, x, ET_GEMM_ACT_NONE, N, F, C);
+        layernorm_forward(x, NULL, NULL, tmp, p->ln2w + l * C, p->ln2b + l * C, N, C, c->ln_eps);
     }
     if (!rc) {
         pool_forward(out, x, lens, skip, B, T, C, m->pooling);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "embtune.h"
+#include "kernels_gemm.h"
 #include "threads.h"
 #include "util.h"
 
@@ -327,6 +328,13 @@ ET_AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+ET_AVX2 static inline float hmax256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 /* One row of layernorm (two-pass, float accumulation in 8 lanes x 2). */
 ET_AVX2 static void layernorm_row_avx2(float *o, float *mean, float *rstd, const float *x,
                                        const float *w, const float *b, size_t C, float eps) {
@@ -604,6 +612,82 @@ void attention_forward(float *out, float *att, const float *qkv, const size_t *l
         attention_forward_ref(out, att, qkv, lens, B, T, C, NH);
 }
 
+/* Inference attention in query blocks (no [T, T] scores, no probabilities
+ * kept): per (sequence, head), K^T and V are packed once as GEMM panels
+ * (et_gemm_pack_b); then for each block of ATT_QB query rows
+ *   S = Q K^T            [qb, len]   et_gemm_packed
+ *   P = softmax(S scale) [qb, len]   in place, row by row
+ *   O = P V              [qb, HS]    et_gemm_packed, straight into out
+ * Scratch per thread: packed K and V (2 x len x HS, rounded to 16) and one
+ * score block [ATT_QB, len]. Each (sequence, head) is one thread's work, so
+ * the result does not depend on the thread count. */
+#define ATT_QB 48
+
+static void softmax_scaled_scalar(float *p, size_t n, float scale) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (size_t j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+    for (size_t j = 0; j < n; j++) sum += (p[j] = expf((p[j] - mx) * scale));
+    float inv = 1.0f / sum;
+    for (size_t j = 0; j < n; j++) p[j] *= inv;
+}
+
+#if ET_X86
+ET_AVX2 static void softmax_scaled_avx2(float *p, size_t n, float scale) {
+    size_t j = 0;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(p + j));
+    float mx = hmax256(vm);
+    for (; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+    __m256 vmx = _mm256_set1_ps(mx), vsc = _mm256_set1_ps(scale), vs = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 e = exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmx), vsc));
+        _mm256_storeu_ps(p + j, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    float sum = hsum256(vs);
+    for (; j < n; j++) sum += (p[j] = expf((p[j] - mx) * scale));
+    __m256 vi = _mm256_set1_ps(1.0f / sum);
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), vi));
+    for (; j < n; j++) p[j] *= 1.0f / sum;
+}
+#endif
+
+static size_t attq_scratch(size_t T, size_t HS) {
+    return et_gemm_packed_floats(HS, T) + et_gemm_packed_floats(T, HS) + (size_t)ATT_QB * T + 16;
+}
+
+static void attq_run(void *ctx, int ith, int nth) {
+    attn_task *t = ctx;
+    size_t T = t->T, C = t->C, NH = t->NH, HS = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+    float *kp = t->scratch + (size_t)ith * attq_scratch(T, HS); /* K^T panels [round16(len)/16][HS][16] */
+    float *vp = kp + et_gemm_packed_floats(HS, T);              /* V panels [round16(HS)/16][len][16] */
+    float *sc = vp + et_gemm_packed_floats(T, HS);              /* [ATT_QB, len] */
+    long lo, hi;
+    et_split((long)(t->B * NH), ith, nth, &lo, &hi);
+    for (long bh = lo; bh < hi; bh++) {
+        size_t b = (size_t)bh / NH, h = (size_t)bh % NH;
+        size_t len = t->lens[b] < T ? t->lens[b] : T;
+        const float *base = t->qkv + b * T * C3 + h * HS;
+        float *ob = t->out + b * T * C + h * HS;
+        et_gemm_pack_b(kp, base + C, C3, 1, ET_GEMM_F32, HS, 0, len);     /* B(d, j) = k_j[d] */
+        et_gemm_pack_b(vp, base + 2 * C, C3, 0, ET_GEMM_F32, len, 0, HS); /* B(j, d) = v_j[d] */
+        for (size_t i0 = 0; i0 < len; i0 += ATT_QB) {
+            size_t qb = ET_MIN((size_t)ATT_QB, len - i0);
+            et_gemm_packed(sc, len, base + i0 * C3, C3, 0, kp, qb, 0, len, HS, NULL);
+            for (size_t i = 0; i < qb; i++) {
+#if ET_X86
+                if (kernels_have_avx2()) softmax_scaled_avx2(sc + i * len, len, scale);
+                else
+#endif
+                    softmax_scaled_scalar(sc + i * len, len, scale);
+            }
+            et_gemm_packed(ob + i0 * C, C, sc, len, 0, vp, qb, 0, HS, len, NULL);
+        }
+        for (size_t i = len; i < T; i++) memset(ob + i * C, 0, HS * sizeof(float));
+    }
+}
+
 int attention_forward_infer(float *out, const float *qkv, const size_t *lens, size_t B, size_t T,
                             size_t C, size_t NH) {
     if (kernels_ref()) {
@@ -616,7 +700,16 @@ int attention_forward_infer(float *out, const float *qkv, const size_t *lens, si
         free(att);
         return ET_OK;
     }
-    return attention_fast(out, NULL, qkv, lens, B, T, C, NH);
+    if (B == 0 || T == 0) return ET_OK;
+    size_t HS = C / NH, per = attq_scratch(T, HS), total;
+    int nth = et_get_threads();
+    if (!et_size_mul(per, (size_t)nth, &total)) return ET_ENOMEM;
+    float *scratch = malloc(total * sizeof(float));
+    if (!scratch) return ET_ENOMEM;
+    attn_task t = {out, NULL, qkv, lens, B, T, C, NH, scratch};
+    et_parallel_n(attq_run, &t, nth);
+    free(scratch);
+    return ET_OK;
 }
 
 /* ---- matmul ---------------------------------------------------------------------------- */
@@ -755,23 +848,50 @@ void matmul_forward_avx2(float *out, const float *inp, const float *w, const flo
     matmul_forward_blas(out, inp, w, bias, N, C, OC);
 }
 
-static int gemm_choice = -1; /* 0 = blas, 1 = avx2 */
+static int gemm_choice = -1; /* 0 = blas, 1 = et_gemm */
+
+static int gemm_pick(void) {
+    if (gemm_choice < 0) {
+        const char *e = getenv("ET_GEMM");
+        /* default: embtune's blocked GEMM (kernels_gemm.c). Its results do not depend on the thread
+         * count, which callers rely on (eval's top-k); OpenBLAS's do. ET_GEMM=blas selects OpenBLAS
+         * sgemm (and the separate epilogue passes). */
+        gemm_choice = e && !strcmp(e, "blas") ? 0 : 1;
+        if (!et_gemm_fast()) gemm_choice = 0;
+    }
+    return gemm_choice;
+}
 
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N,
                     size_t C, size_t OC) {
+    linear_forward(out, inp, w, bias, NULL, ET_GEMM_ACT_NONE, N, C, OC);
+}
+
+static void act_apply(float *x, size_t n, int act, int ref) {
+    if (act == ET_GEMM_ACT_GELU) (ref ? gelu_forward_ref : gelu_forward)(x, x, n);
+    else if (act == ET_GEMM_ACT_GELU_TANH) (ref ? gelu_tanh_forward_ref : gelu_tanh_forward)(x, x, n);
+    else if (act == ET_GEMM_ACT_RELU) relu_forward(x, x, n);
+}
+
+void linear_forward_ref(float *out, const float *inp, const float *w, const float *bias,
+                        const float *res, int act, size_t N, size_t C, size_t OC) {
+    matmul_forward_ref(out, inp, w, bias, N, C, OC);
+    act_apply(out, N * OC, act, 1);
+    if (res)
+        for (size_t i = 0; i < N * OC; i++) out[i] += res[i];
+}
+
+void linear_forward(float *out, const float *inp, const float *w, const float *bias,
+                    const float *res, int act, size_t N, size_t C, size_t OC) {
     if (kernels_ref()) {
-        matmul_forward_ref(out, inp, w, bias, N, C, OC);
+        linear_forward_ref(out, inp, w, bias, res, act, N, C, OC);
         return;
     }
-    if (gemm_choice < 0) {
-        const char *e = getenv("ET_GEMM");
-        /* default: embtune's packed AVX2/FMA kernel. Its results do not depend on the thread
-         * count (each output is one register accumulation over the full K), which callers rely
-         * on (eval's top-k); OpenBLAS's do, and it was not consistently faster in `make bench`.
-         * ET_GEMM=blas selects OpenBLAS sgemm. */
-        gemm_choice = e && !strcmp(e, "blas") ? 0 : 1;
-        if (!kernels_have_avx2()) gemm_choice = 0;
+    if (gemm_pick() == 1) {
+        et_gemm_epi e = {.bias = bias, .res = res, .ldr = OC, .act = act};
+        if (et_gemm(out, OC, inp, C, 0, w, C, 1, ET_GEMM_F32, N, OC, C, &e) == ET_OK) return;
     }
-    if (gemm_choice == 1) matmul_forward_avx2(out, inp, w, bias, N, C, OC);
-    else matmul_forward_blas(out, inp, w, bias, N, C, OC);
+    matmul_forward_blas(out, inp, w, bias, N, C, OC);
+    act_apply(out, N * OC, act, 0);
+    if (res) residual_forward(out, out, res, N * OC);
 }

@@ -24,7 +24,9 @@
 
 /* ---- matmul: out = inp @ w^T + bias ------------------------------------------ */
 /* The dispatched matmul gives bit-identical results for any thread count (on a
- * given CPU path): AVX2 by default, OpenBLAS with ET_GEMM=blas (not invariant). */
+ * given CPU path): et_gemm (kernels_gemm.h) by default, OpenBLAS with
+ * ET_GEMM=blas (not invariant). matmul_forward_avx2 is the earlier unblocked
+ * AVX2 kernel, kept for the GEMM benchmark. */
 void matmul_forward(float *out /* [N, OC] */, const float *inp /* [N, C] */,
                     const float *w /* [OC, C] */, const float *bias /* [OC] or NULL */,
                     size_t N, size_t C, size_t OC);
@@ -36,6 +38,17 @@ void matmul_forward_blas(float *out, const float *inp, const float *w, const flo
 void matmul_forward_avx2(float *out, const float *inp, const float *w, const float *bias,
                          size_t N, size_t C, size_t OC);
 int kernels_have_avx2(void);
+
+/* The dense layer with its epilogue fused into the GEMM's tiles:
+ *   out = act(inp @ w^T + bias) + res
+ * act: ET_GEMM_ACT_* (kernels_gemm.h; 0 = none); res [N, OC] or NULL, must
+ * not alias out. Same dispatch and thread-count invariance as matmul_forward
+ * (matmul_forward is linear_forward with no act and no res). */
+void linear_forward(float *out /* [N, OC] */, const float *inp /* [N, C] */,
+                    const float *w /* [OC, C] */, const float *bias /* [OC] or NULL */,
+                    const float *res /* [N, OC] or NULL */, int act, size_t N, size_t C, size_t OC);
+void linear_forward_ref(float *out, const float *inp, const float *w, const float *bias,
+                        const float *res, int act, size_t N, size_t C, size_t OC);
 
 /* ---- layernorm: out = (inp - mean) * rstd * w + b, per row --------------------- */
 /* mean/rstd may be NULL (inference); training saves them for backward. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "embtune.h"
+#include "kernels_gemm.h"
 #include "threads.h"
 #include "util.h"
 
@@ -266,6 +267,15 @@ void matmul_backward_ref(float *dinp, float *dw, float *dbias, const float *dout
         }
 }
 
+static int bwd_gemm = -1; /* 1 = et_gemm, 0 = OpenBLAS (ET_GEMM=blas) */
+static int bwd_gemm_ours(void) {
+    if (bwd_gemm < 0) {
+        const char *e = getenv("ET_GEMM");
+        bwd_gemm = !(e && !strcmp(e, "blas")) && et_gemm_fast();
+    }
+    return bwd_gemm;
+}
+
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_init(void) {
     extern void openblas_set_num_threads(int);
@@ -334,13 +344,20 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
         return;
     }
     if (N == 0 || C == 0 || OC == 0) return;
-    pthread_once(&blas_once, blas_init);
-    if (dinp)
+    /* et_gemm (kernels_gemm.h) by default: no OpenBLAS threads spinning beside the pool's, and
+     * results independent of the thread count; ET_GEMM=blas (or an allocation failure) uses
+     * OpenBLAS sgemm. */
+    const et_gemm_epi acc = {.accumulate = 1};
+    if (dinp && !(bwd_gemm_ours() && et_gemm(dinp, C, dout, OC, 0, w, C, 0, ET_GEMM_F32, N, C, OC, &acc) == ET_OK)) {
+        pthread_once(&blas_once, blas_init);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)C, (blasint)OC,
                     1.0f, dout, (blasint)OC, w, (blasint)C, 1.0f, dinp, (blasint)C);
-    if (dw)
+    }
+    if (dw && !(bwd_gemm_ours() && et_gemm(dw, C, dout, OC, 1, inp, C, 0, ET_GEMM_F32, OC, C, N, &acc) == ET_OK)) {
+        pthread_once(&blas_once, blas_init);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)OC, (blasint)C, (blasint)N,
                     1.0f, dout, (blasint)OC, inp, (blasint)C, 1.0f, dw, (blasint)C);
+    }
     if (dbias) {
         colsum_task t = {dbias, dout, N, OC};
         if (N * OC < 32768) colsum_run(&t, 0, 1);

@@ -6,6 +6,8 @@
 #include "kernels_gemm.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +21,53 @@
 #define MC 288    /* rows per block: 48 strips of 6 (A block <= 288 x 512 floats) */
 #define KCMAX 512 /* K block */
 
+
+/* ==== scratch ==================================================================== */
+
+/* Per-thread packing buffers, grown on demand and kept: a fresh malloc of a
+ * few hundred KB per call is an mmap, and its page faults cost ~7% of a
+ * training step. SCRATCH_B holds et_gemm's packed B (read by all threads of
+ * the call), SCRATCH_A et_gemm_packed's A strips. A buffer is valid until
+ * the next request of the same slot on the same thread; a thread's buffers
+ * are freed when it exits (pthread key destructor). */
+enum { SCRATCH_A = 0, SCRATCH_B = 1 };
+
+typedef struct {
+    float *p[2];
+    size_t cap[2];
+} scratch_set;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+static void scratch_free(void *v) {
+    scratch_set *s = v;
+    free(s->p[0]);
+    free(s->p[1]);
+    free(s);
+}
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+static float *scratch(int slot, size_t n) {
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok) return NULL;
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof(*s)))) return NULL;
+        if (pthread_setspecific(scratch_key, s)) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->cap[slot] < n) {
+        void *p = NULL;
+        if (n > SIZE_MAX / sizeof(float) || posix_memalign(&p, 64, n * sizeof(float))) return NULL;
+        free(s->p[slot]);
+        s->p[slot] = p;
+        s->cap[slot] = n;
+    }
+    return s->p[slot];
+}
 
 /* ==== dispatch ==================================================================== */
 
@@ -372,7 +421,8 @@ void et_gemm_packed(float *c, size_t ldc, const float *a, size_t lda, int a_tran
     if (et_gemm_fast()) {
         float tmp[MR * NR], bias16[NR] = {0}, res16[MR * NR] = {0};
         int has_act_res = epi->res || epi->act != ET_GEMM_ACT_NONE;
-        float *abuf = malloc((MC * (kcb ? kcb : 1) + 8) * sizeof(float));
+        size_t arows = ET_MIN((size_t)MC, (M + MR - 1) / MR * MR); /* small M: a small buffer (no mmap) */
+        float *abuf = scratch(SCRATCH_A, arows * (kcb ? kcb : 1) + 8);
         if (!abuf) { /* tiny; fall back to the portable loops below */
             goto portable;
         }
@@ -423,7 +473,6 @@ void et_gemm_packed(float *c, size_t ldc, const float *a, size_t lda, int a_tran
                                   epi->bias ? epi->bias + n : NULL, epi->res ? epi->res + i0 * epi->ldr + n : NULL,
                                   epi->ldr, epi->act);
         }
-        free(abuf);
         return;
     }
 portable:
@@ -499,8 +548,8 @@ int et_gemm(float *c, size_t ldc, const float *a, size_t lda, int a_trans, const
     }
     size_t npanels = (N + NR - 1) / NR, nfl;
     if (!et_size_mul(npanels * NR, K, &nfl)) return ET_ENOMEM;
-    float *bp = NULL;
-    if (nfl && posix_memalign((void **)&bp, 64, nfl * sizeof(float))) return ET_ENOMEM;
+    float *bp = nfl ? scratch(SCRATCH_B, nfl) : NULL;
+    if (nfl && !bp) return ET_ENOMEM;
     gemm_task t = {c, ldc, a, lda, a_trans, b, ldb, b_nt, b_type, M, N, K, npanels, epi, bp};
     double work = (double)M * N * K;
     if (work < 262144.0) { /* under ~0.1 ms of work: threads cost more than they save */
@@ -510,6 +559,5 @@ int et_gemm(float *c, size_t ldc, const float *a, size_t lda, int a_trans, const
         if (nfl) et_parallel(gemm_pack_run, &t);
         et_parallel(gemm_compute_run, &t);
     }
-    free(bp);
     return ET_OK;
 }

@@ -113,7 +113,8 @@ static void test_matmul(void) {
     free(inp), free(w), free(b), free(G), free(di), free(dw), free(db), free(g);
 
     /* fast vs reference: odd shapes, accumulating into random buffers */
-    size_t shapes[][3] = {{1, 1, 1}, {37, 29, 53}, {130, 64, 200}, {3, 384, 1536}, {257, 96, 33}};
+    size_t shapes[][3] = {{1, 1, 1}, {37, 29, 53}, {130, 64, 200}, {3, 384, 1536}, {257, 96, 33},
+                          {1100, 40, 70}, {601, 530, 17}}; /* > 512 rows: dW over several K blocks */
     for (size_t s = 0; s < ET_ARRAY_LEN(shapes); s++) {
         N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
         inp = randv(N * C, 1), w = randv(OC * C, 0.1f), G = randv(N * OC, 1);
@@ -131,6 +132,19 @@ static void test_matmul(void) {
         /* NULL outputs are skipped */
         float *d2 = copyv(d0, N * C);
         matmul_backward(d2, NULL, NULL, G, inp, w, N, C, OC);
+        /* the same with 1 thread: bit-identical (the default GEMM is thread-count invariant) */
+        float *d3 = copyv(d0, N * C), *w3 = copyv(w0, OC * C), *b3 = copyv(b0, OC);
+        float *d4 = copyv(d0, N * C), *w4 = copyv(w0, OC * C), *b4 = copyv(b0, OC);
+        int saved = et_get_threads();
+        et_set_threads(1);
+        matmul_backward(d3, w3, b3, G, inp, w, N, C, OC);
+        et_set_threads(3);
+        matmul_backward(d4, w4, b4, G, inp, w, N, C, OC);
+        et_set_threads(saved);
+        if (!getenv("ET_GEMM"))
+            TEST_CHECK(!memcmp(d3, d4, N * C * 4) && !memcmp(w3, w4, OC * C * 4) && !memcmp(b3, b4, OC * 4),
+                       "matmul_backward [%zu,%zu,%zu]: 1 vs 3 threads differ", N, C, OC);
+        free(d3), free(w3), free(b3), free(d4), free(w4), free(b4);
         free(inp), free(w), free(G), free(d0), free(w0), free(b0), free(d1), free(w1), free(b1),
             free(d2);
     }

@@ -4,6 +4,7 @@
 
 #include "embtune.h"
 #include "kernels.h"
+#include "kernels_gemm.h"
 #include "test_util.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -47,6 +48,26 @@ static void check_matmul(size_t N, size_t C, size_t OC, int with_bias) {
     TEST_CHECK(!memcmp(f, g, N * OC * sizeof(float)), "matmul N=%zu C=%zu OC=%zu: 1 vs 3 threads differ", N, C, OC);
     free(g);
     free(x); free(w); free(b); free(r); free(f);
+}
+
+/* linear_forward (GEMM + fused activation and residual) against its reference. */
+static void check_linear(size_t N, size_t C, size_t OC, int act, int with_res) {
+    float *x = randv(N * C, 1), *w = randv(OC * C, 0.5f), *b = randv(OC, 1);
+    float *res = with_res ? randv(N * OC, 2) : NULL;
+    float *r = malloc(N * OC * sizeof(float)), *f = malloc(N * OC * sizeof(float)),
+          *g = malloc(N * OC * sizeof(float));
+    char name[112];
+    linear_forward_ref(r, x, w, b, res, act, N, C, OC);
+    memset(f, 0x7f, N * OC * sizeof(float));
+    linear_forward(f, x, w, b, res, act, N, C, OC);
+    snprintf(name, sizeof name, "linear N=%zu C=%zu OC=%zu act=%d res=%d", N, C, OC, act, with_res);
+    test_max_err(name, f, r, N * OC, 1e-6 * (double)C, 1e-5);
+    int saved = et_get_threads();
+    et_set_threads(1);
+    linear_forward(g, x, w, b, res, act, N, C, OC);
+    et_set_threads(saved);
+    TEST_CHECK(!memcmp(f, g, N * OC * sizeof(float)), "%s: 1 vs %d threads differ", name, saved);
+    free(x); free(w); free(b); free(res); free(r); free(f); free(g);
 }
 
 static void check_layernorm(size_t N, size_t C) {
@@ -106,7 +127,16 @@ static void check_attention(size_t B, size_t T, size_t C, size_t NH, const size_
     test_max_err(name, fo, ro, B * T * C, 2e-6, 1e-5);
     test_max_err("attention probs", fa, ra, B * NH * T * T, 1e-6, 1e-5);
     TEST_CHECK(attention_forward_infer(io, qkv, lens, B, T, C, NH) == 0, "attention_forward_infer");
-    test_max_err("attention infer out", io, ro, B * T * C, 2e-6, 1e-5);
+    snprintf(name, sizeof name, "attention infer out B=%zu T=%zu C=%zu NH=%zu", B, T, C, NH);
+    test_max_err(name, io, ro, B * T * C, 2e-6, 1e-5);
+    /* thread-count invariance of the query-blocked inference kernel */
+    int saved = et_get_threads();
+    et_set_threads(1);
+    TEST_CHECK(attention_forward_infer(fo, qkv, lens, B, T, C, NH) == 0, "attention_forward_infer 1 thread");
+    et_set_threads(3);
+    TEST_CHECK(attention_forward_infer(io, qkv, lens, B, T, C, NH) == 0, "attention_forward_infer 3 threads");
+    et_set_threads(saved);
+    TEST_CHECK(!memcmp(fo, io, B * T * C * 4), "%s: 1 vs 3 threads differ", name);
     free(qkv); free(ro); free(fo); free(io); free(ra); free(fa);
 }
 
@@ -146,6 +176,10 @@ int main(void) {
         check_matmul(shapes[i][0], shapes[i][1], shapes[i][2], 1);
         check_matmul(shapes[i][0], shapes[i][1], shapes[i][2], 0);
     }
+    size_t lshapes[][3] = {{1, 1, 1}, {5, 13, 17}, {37, 100, 129}, {97, 385, 67}, {301, 520, 45}};
+    for (size_t i = 0; i < sizeof(lshapes) / sizeof(lshapes[0]); i++)
+        for (int act = ET_GEMM_ACT_NONE; act <= ET_GEMM_ACT_RELU; act++)
+            check_linear(lshapes[i][0], lshapes[i][1], lshapes[i][2], act, act % 2 == 0);
     check_layernorm(1, 1);
     check_layernorm(3, 7);
     check_layernorm(17, 33);
@@ -158,6 +192,10 @@ int main(void) {
     check_attention(3, 5, 12, 3, l3);
     check_attention(2, 33, 40, 4, l2);
     check_attention(4, 70, 96, 6, l4);
+    /* several query blocks (48 rows), head size 64 and 24, lengths not multiples of 16 */
+    size_t l5[3] = {131, 1, 97}, l6[2] = {49, 48};
+    check_attention(3, 131, 128, 2, l5);
+    check_attention(2, 49, 72, 3, l6);
     check_pool();
     return test_summary("test_kernels");
 }
