@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
     }
     case 2: {
-        int p;
-        et_pooling_config_parse(&p, buf, n, "1_Pooling/config.json", &err);
+        int p, ip;
+        et_pooling_config_parse(&p, &ip, buf, n, "1_Pooling/config.json", &err);
         break;
     }
     case 3: {

@@ -125,7 +125,9 @@ enum et_pooling {
     ET_POOL_CLS,
     ET_POOL_MEAN,
     ET_POOL_MAX,
-    ET_POOL_LAST
+    ET_POOL_LAST,
+    ET_POOL_WEIGHTEDMEAN,  /* mean weighted by position 1..T (sentence-transformers weightedmean) */
+    ET_POOL_MEAN_SQRT_LEN  /* sum / sqrt(tokens) (sentence-transformers mean_sqrt_len_tokens) */
 };
 
 typedef struct et_model_opts {
@@ -154,7 +156,8 @@ const char *et_model_default_prompt(const et_model *m);
 typedef struct et_model_info {
     const char *architecture; /* "bert", "xlm-roberta", "model2vec" */
     const char *dtype;        /* "F32", "F16", "BF16", mixed = "mixed" */
-    const char *pooling;      /* "cls", "mean", "max", "last" */
+    const char *pooling;      /* "cls", "mean", "max", "last", "weightedmean", "mean_sqrt_len" */
+    int include_prompt;       /* 0: 1_Pooling's include_prompt is false (prompt tokens not pooled) */
     const char *tokenizer;    /* "WordPiece", "Unigram", ... */
     size_t n_params;
     size_t dim;
@@ -175,7 +178,10 @@ int et_model_get_static_info(const et_model *m, et_model_static_info *si);
 void et_model_get_info(const et_model *m, et_model_info *info);
 
 /* Embeds n texts into out [n, dim]; prompt (may be NULL) is prepended to each
- * text. Batched with length bucketing; output row i is text i. */
+ * text. Batched with length bucketing; output row i is text i. When the model's
+ * 1_Pooling has include_prompt: false and prompt is not NULL, the first
+ * len(tokenize(prompt)) - 1 tokens (special tokens included) are left out of
+ * the pooling, as sentence-transformers does. */
 int et_embed(et_model *m, const char *const *texts, size_t n, const char *prompt,
              float *out /* [n, dim] */, et_error *err);
 

@@ -21,7 +21,7 @@
 #include "util.h"
 
 int et_bert_embed_batch(et_model *m, const int32_t *const *ids, const size_t *lens, size_t B,
-                        float *out, et_error *err) {
+                        size_t skip, float *out, et_error *err) {
     const et_model_config *c = &m->cfg;
     const et_bert_params *p = &m->p;
     size_t C = c->hidden, F = c->intermediate, NH = c->n_heads, T = 0;
@@ -78,7 +78,7 @@ int et_bert_embed_batch(et_model *m, const int32_t *const *ids, const size_t *le
                                    c->ln_eps);
     }
     if (!rc) {
-        pool_forward(out, x, lens, B, T, C, m->pooling);
+        pool_forward(out, x, lens, skip, B, T, C, m->pooling);
         if (m->normalize) l2norm_forward(out, NULL, out, B, C);
     }
     free(act);

@@ -30,7 +30,8 @@ static void usage(FILE *f) {
             "      --max-length N     truncate to N tokens, special tokens included\n"
             "                         (default: the model's max_seq_length)\n"
             "      --threads N        compute threads (default: all CPUs)\n"
-            "      --pooling MODE     cls | mean | max | last (default: from the model)\n"
+            "      --pooling MODE     cls | mean | max | last | weightedmean | mean_sqrt_len\n"
+            "                         (default: from the model's 1_Pooling/config.json)\n"
             "      --prompt TEXT      prepend TEXT to every input\n"
             "      --prompt-name NAME prepend the model's named prompt (config_sentence_transformers.json)\n"
             "      --ids              input lines are token ids (\"101 2054 102\" or [101, 2054, 102]),\n"
@@ -166,7 +167,10 @@ int cli_embed(int argc, char **argv) {
             else if (!strcmp(optarg, "mean")) pooling = ET_POOL_MEAN;
             else if (!strcmp(optarg, "max")) pooling = ET_POOL_MAX;
             else if (!strcmp(optarg, "last") || !strcmp(optarg, "lasttoken")) pooling = ET_POOL_LAST;
-            else return cli_usage_error("embed", "--pooling: expected cls, mean, max or last, got '%s'", optarg);
+            else if (!strcmp(optarg, "weightedmean")) pooling = ET_POOL_WEIGHTEDMEAN;
+            else if (!strcmp(optarg, "mean_sqrt_len")) pooling = ET_POOL_MEAN_SQRT_LEN;
+            else return cli_usage_error("embed", "--pooling: expected cls, mean, max, last, weightedmean or "
+                                        "mean_sqrt_len, got '%s'", optarg);
             break;
         case 'P': prompt = optarg; break;
         case 'N': prompt_name = optarg; break;

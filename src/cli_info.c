@@ -44,7 +44,8 @@ int cli_info(int argc, char **argv) {
     if (et_model_get_static_info(m, &si) == 0 && si.rows != i.vocab_size)
         printf("table         %zu rows for %zu tokens (vocabulary-quantized%s)\n", si.rows, i.vocab_size,
                si.weighted ? ", per-token weights" : "");
-    printf("pooling       %s%s\n", i.pooling, i.normalize ? " + normalize" : "");
+    printf("pooling       %s%s%s\n", i.pooling, i.include_prompt ? "" : " (prompt excluded)",
+           i.normalize ? " + normalize" : "");
     printf("max length    %zu tokens\n", i.max_length);
     printf("tokenizer     %s (vocabulary %zu)\n", i.tokenizer, i.vocab_size);
     printf("dtype         %s (computed in F32)\n", i.dtype);

@@ -25,7 +25,8 @@ static int cmp_len_desc(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i ? 1 : 0; /* stable: deterministic batches */
 }
 
-static int embed_sorted(et_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
+/* skip: leading tokens of every sequence left out of the pooling (a prompt, include_prompt false) */
+static int embed_sorted(et_model *m, const int32_t *const *ids, const size_t *lens, size_t n, size_t skip,
                         float *out, et_error *err) {
     size_t D = m->cfg.hidden, bs = m->batch_size ? m->batch_size : 32;
     if (n == 0) return ET_OK;
@@ -50,7 +51,7 @@ static int embed_sorted(et_model *m, const int32_t *const *ids, const size_t *le
             B++;
         }
         rc = m->cfg.arch == ET_ARCH_STATIC ? et_static_embed_batch(m, bids, blens, B, bout, err)
-                                           : et_bert_embed_batch(m, bids, blens, B, bout, err);
+                                           : et_bert_embed_batch(m, bids, blens, B, skip, bout, err);
         if (rc) {
             et_err_prefix(err, "input %zu", order[s].i);
             break;
@@ -69,7 +70,7 @@ done:
 int et_embed_ids(et_model *m, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
                  et_error *err) {
     if (!m || (n && (!ids || !lens || !out))) return et_err_set(err, ET_EINVAL, "et_embed_ids: NULL argument");
-    return embed_sorted(m, ids, lens, n, out, err);
+    return embed_sorted(m, ids, lens, n, 0, out, err);
 }
 
 /* ---- text -> ids (threaded) ------------------------------------------------------ */
@@ -157,7 +158,18 @@ int et_embed(et_model *m, const char *const *texts, size_t n, const char *prompt
             rc = t->rc[i];
             if (err) *err = t->errs[i];
         }
-    if (!rc) rc = embed_sorted(m, (const int32_t *const *)t->ids, t->lens, n, out, err);
+    /* sentence-transformers: prompt_length = len(tokenize([prompt]).input_ids) - 1 (the prompt's
+     * tokens with the leading special token, not the trailing one); Pooling with include_prompt
+     * false zeroes the attention mask over them (even for an empty prompt: the [CLS]) */
+    size_t skip = 0;
+    if (!rc && prompt && !m->include_prompt && m->cfg.arch != ET_ARCH_STATIC) {
+        et_encoding enc = {0};
+        rc = et_tokenizer_encode(m->tok, prompt, strlen(prompt), 1, m->max_length, &enc, err);
+        if (rc) et_err_prefix(err, "prompt");
+        else skip = enc.n ? enc.n - 1 : 0;
+        et_encoding_free(&enc);
+    }
+    if (!rc) rc = embed_sorted(m, (const int32_t *const *)t->ids, t->lens, n, skip, out, err);
 done:
     if (t->ids)
         for (size_t i = 0; i < n; i++) free(t->ids[i]);

@@ -553,6 +553,14 @@ int et_encoder_init_bert(et_encoder **out, const et_model *m, const et_encoder_o
     if (c->hidden == 0 || c->n_heads == 0 || c->hidden % c->n_heads || c->n_layers == 0 || c->intermediate == 0)
         return et_err_set(err, ET_EINVAL, "bert encoder: bad config (hidden %zu, heads %zu, layers %zu)", c->hidden,
                           c->n_heads, c->n_layers);
+    if (m->pooling != ET_POOL_CLS && m->pooling != ET_POOL_MEAN && m->pooling != ET_POOL_MAX &&
+        m->pooling != ET_POOL_LAST)
+        return et_err_set(err, ET_EUNSUPPORTED, "%s: fine-tuning supports cls, mean, max and last-token "
+                          "pooling, not this model's '%s' pooling", m->dir, m->pooling == ET_POOL_WEIGHTEDMEAN
+                          ? "weightedmean" : "mean_sqrt_len_tokens");
+    if (!m->include_prompt)
+        return et_err_set(err, ET_EUNSUPPORTED, "%s: 1_Pooling/config.json: include_prompt false is not "
+                          "supported for fine-tuning", m->dir);
     et_encoder *enc = et_calloc(1, sizeof(*enc), err);
     bert_impl *s = enc ? et_calloc(1, sizeof(*s), err) : NULL;
     if (!s) {

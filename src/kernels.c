@@ -176,10 +176,10 @@ void embedding_forward(float *out, const int32_t *ids, const int32_t *pos, const
     }
 }
 
-void pool_forward(float *out, const float *inp, const size_t *lens, size_t B, size_t T, size_t C,
-                  int mode) {
+void pool_forward(float *out, const float *inp, const size_t *lens, size_t skip, size_t B, size_t T,
+                  size_t C, int mode) {
     for (size_t b = 0; b < B; b++) {
-        size_t len = lens[b] < T ? lens[b] : T;
+        size_t len = lens[b] < T ? lens[b] : T, t0 = skip < len ? skip : len;
         const float *x = inp + b * T * C;
         float *o = out + b * C;
         if (len == 0) {
@@ -191,21 +191,34 @@ void pool_forward(float *out, const float *inp, const size_t *lens, size_t B, si
             memcpy(o, x, C * sizeof(float));
             break;
         case ET_POOL_LAST:
-            memcpy(o, x + (len - 1) * C, C * sizeof(float));
+            memcpy(o, x + (t0 < len ? len - 1 : 0) * C, C * sizeof(float));
             break;
         case ET_POOL_MAX:
-            memcpy(o, x, C * sizeof(float));
-            for (size_t t = 1; t < len; t++)
+            for (size_t c = 0; c < C; c++) o[c] = -1e9f;
+            for (size_t t = t0; t < len; t++)
                 for (size_t c = 0; c < C; c++)
                     if (x[t * C + c] > o[c]) o[c] = x[t * C + c];
             break;
-        default: /* mean */
+        case ET_POOL_WEIGHTEDMEAN: {
+            float ws = 0;
+            for (size_t t = t0; t < len; t++) ws += (float)(t + 1);
             for (size_t c = 0; c < C; c++) {
                 float s = 0;
-                for (size_t t = 0; t < len; t++) s += x[t * C + c];
-                o[c] = s / (float)len;
+                for (size_t t = t0; t < len; t++) s += (float)(t + 1) * x[t * C + c];
+                o[c] = ws > 0 ? s / ws : 0;
             }
             break;
+        }
+        default: { /* mean, mean_sqrt_len */
+            size_t cnt = len - t0;
+            float d = mode == ET_POOL_MEAN_SQRT_LEN ? sqrtf((float)cnt) : (float)cnt;
+            for (size_t c = 0; c < C; c++) {
+                float s = 0;
+                for (size_t t = t0; t < len; t++) s += x[t * C + c];
+                o[c] = cnt ? s / d : 0;
+            }
+            break;
+        }
         }
     }
 }

@@ -99,11 +99,14 @@ int attention_forward_infer(float *out /* [B, T, C] */, const float *qkv /* [B, 
                              size_t NH);
 
 /* ---- pooling and normalization ------------------------------------------------------ */
-/* mode: enum et_pooling (ET_POOL_CLS, _MEAN, _MAX, _LAST), as sentence-transformers:
- * cls = token 0; mean = sum over valid tokens / len; max = max over valid
- * tokens; last = token lens[b]-1. */
+/* mode: enum et_pooling, as sentence-transformers' Pooling. Tokens t of
+ * sequence b are pooled when skip <= t < lens[b] (skip > 0: the prompt with
+ * include_prompt false). cls = token 0 (never masked); last = token
+ * lens[b]-1 (token 0 if nothing is pooled); mean = sum / count (0 if none);
+ * mean_sqrt_len = sum / sqrt(count); weightedmean = sum (t+1) x_t / sum (t+1);
+ * max = max over pooled tokens (-1e9 if none). */
 void pool_forward(float *out /* [B, C] */, const float *inp /* [B, T, C] */,
-                  const size_t *lens /* [B] */, size_t B, size_t T, size_t C, int mode);
+                  const size_t *lens /* [B] */, size_t skip, size_t B, size_t T, size_t C, int mode);
 /* out = inp / max(||inp||_2, 1e-12) per row (torch.nn.functional.normalize);
  * norm (may be NULL) receives ||inp||_2. out may alias inp. */
 void l2norm_forward(float *out /* [B, C] */, float *norm /* [B] or NULL */,

@@ -7,6 +7,7 @@
 
 #include "json.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "util.h"
 
 /* ---- weights: one file or shards --------------------------------------------- */
@@ -396,6 +397,8 @@ static const char *pool_name(int p) {
     case ET_POOL_CLS: return "cls";
     case ET_POOL_MAX: return "max";
     case ET_POOL_LAST: return "last";
+    case ET_POOL_WEIGHTEDMEAN: return "weightedmean";
+    case ET_POOL_MEAN_SQRT_LEN: return "mean_sqrt_len";
     default: return "mean";
     }
 }
@@ -478,6 +481,7 @@ int et_model_load(et_model **out, const char *dir, const et_model_opts *opts, et
 
     /* pooling, normalization */
     int pooling = 0;
+    m->include_prompt = 1;
     if (!is_static && mods.has_pooling) {
         char *pdir = et_path_join(dir, mods.pooling_path, err);
         if (!pdir) { rc = ET_ENOMEM; goto fail; }
@@ -489,13 +493,13 @@ int et_model_load(et_model **out, const char *dir, const et_model_opts *opts, et
                             path);
             goto fail;
         }
-        if ((rc = et_pooling_config_parse(&pooling, data, len, path, err))) goto fail;
+        if ((rc = et_pooling_config_parse(&pooling, &m->include_prompt, data, len, path, err))) goto fail;
         free(data); free(path); data = NULL; path = NULL;
     }
     if (!is_static) m->normalize = mods.has_normalize;
     else m->normalize = m->normalize || mods.has_normalize;
     if (o.pooling) {
-        if (o.pooling < ET_POOL_CLS || o.pooling > ET_POOL_LAST) {
+        if (o.pooling < ET_POOL_CLS || o.pooling > ET_POOL_MEAN_SQRT_LEN) {
             rc = et_err_set(err, ET_EINVAL, "pooling option %d is not a valid et_pooling", o.pooling);
             goto fail;
         }
@@ -519,6 +523,8 @@ int et_model_load(et_model **out, const char *dir, const et_model_opts *opts, et
     if (r < 0) { rc = -r; goto fail; }
     if (r == 1 && (rc = et_st_config_parse(&st_max, &m->do_lower_case, data, len, path, err))) goto fail;
     free(data); free(path); data = NULL; path = NULL;
+    /* sentence-transformers' Transformer lowercases the input (str.lower) before its tokenizer */
+    if (!is_static && m->do_lower_case == 1) et_tokenizer_set_lower_input(m->tok, 1);
     if (is_static) {
         m->max_length = o.max_length ? o.max_length : 512; /* model2vec's encode() default */
     } else {
@@ -589,6 +595,7 @@ void et_model_get_info(const et_model *m, et_model_info *info) {
     info->architecture = c->arch == ET_ARCH_BERT ? "bert" : c->arch == ET_ARCH_XLMR ? "xlm-roberta" : "model2vec";
     info->dtype = m->dtype ? m->dtype : "F32";
     info->pooling = pool_name(m->pooling);
+    info->include_prompt = m->include_prompt;
     info->tokenizer = m->tok ? et_tokenizer_type(m->tok) : "none";
     info->n_params = m->n_params;
     info->dim = c->hidden;

@@ -145,7 +145,10 @@ struct et_model {
     int normalize;         /* 1 if a Normalize module is present */
     int has_modules;       /* modules.json was found */
     size_t max_length;     /* tokens incl. specials (resolved) */
-    int do_lower_case;     /* sentence_bert_config.json (informational) */
+    int do_lower_case;     /* sentence_bert_config.json: 1 = inputs are lowercased (Python str.lower)
+                              before tokenizing, as sentence-transformers' Transformer does */
+    int include_prompt;    /* 1_Pooling include_prompt (default 1); 0 = et_embed leaves the prompt's
+                              tokens out of the pooling */
     int quiet;
     size_t batch_size;     /* et_embed batch size (default 32) */
     int32_t unk_id;        /* static models: UNK token id to drop, -1 if none */
@@ -191,9 +194,10 @@ typedef struct et_st_modules {
 /* Parses modules.json text. */
 int et_modules_parse(et_st_modules *mods, const char *json, size_t len, const char *what,
                      et_error *err);
-/* Parses a 1_Pooling/config.json text into *pooling (enum et_pooling). */
-int et_pooling_config_parse(int *pooling, const char *json, size_t len, const char *what,
-                            et_error *err);
+/* Parses a 1_Pooling/config.json text into *pooling (enum et_pooling) and
+ * *include_prompt (1 when absent). */
+int et_pooling_config_parse(int *pooling, int *include_prompt, const char *json, size_t len,
+                            const char *what, et_error *err);
 /* Parses sentence_bert_config.json text: max_seq_length (0 if absent), do_lower_case (-1 if absent). */
 int et_st_config_parse(size_t *max_seq_length, int *do_lower_case, const char *json, size_t len,
                        const char *what, et_error *err);
@@ -203,9 +207,11 @@ int et_prompts_parse(et_model *m, const char *json, size_t len, const char *what
 /* ---- forward passes (internal) ----------------------------------------------------- */
 
 /* Transformer forward of B sequences (ids include specials, lens[b] >= 1,
- * <= the model's position limit) into pooled, optionally normalized out [B, C]. */
+ * <= the model's position limit) into pooled, optionally normalized out [B, C].
+ * The first `skip` tokens of every sequence are masked out of mean / max /
+ * weighted pooling (a prompt with include_prompt: false; 0 = none). */
 int et_bert_embed_batch(et_model *m, const int32_t *const *ids, const size_t *lens, size_t B,
-                        float *out /* [B, C] */, et_error *err);
+                        size_t skip, float *out /* [B, C] */, et_error *err);
 /* Static model: mean of (weighted) rows of the ids (UNK dropped), normalized if configured. */
 int et_static_embed_batch(et_model *m, const int32_t *const *ids, const size_t *lens, size_t B,
                           float *out /* [B, C] */, et_error *err);

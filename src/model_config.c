@@ -154,12 +154,15 @@ static int pooling_from_name(const char *s) {
     if (!strcmp(s, "mean")) return ET_POOL_MEAN;
     if (!strcmp(s, "max")) return ET_POOL_MAX;
     if (!strcmp(s, "lasttoken") || !strcmp(s, "last")) return ET_POOL_LAST;
+    if (!strcmp(s, "weightedmean")) return ET_POOL_WEIGHTEDMEAN;
+    if (!strcmp(s, "mean_sqrt_len_tokens") || !strcmp(s, "mean_sqrt_len")) return ET_POOL_MEAN_SQRT_LEN;
     return 0;
 }
 
-int et_pooling_config_parse(int *pooling, const char *json, size_t len, const char *what,
-                            et_error *err) {
+int et_pooling_config_parse(int *pooling, int *include_prompt, const char *json, size_t len,
+                            const char *what, et_error *err) {
     *pooling = 0;
+    *include_prompt = 1;
     cJSON *root;
     int rc = et_json_parse(&root, json, len, what, err);
     if (rc) return rc;
@@ -172,17 +175,14 @@ int et_pooling_config_parse(int *pooling, const char *json, size_t len, const ch
         {"pooling_mode_mean_tokens", ET_POOL_MEAN},
         {"pooling_mode_max_tokens", ET_POOL_MAX},
         {"pooling_mode_lasttoken", ET_POOL_LAST},
-        {"pooling_mode_mean_sqrt_len_tokens", -1},
-        {"pooling_mode_weightedmean_tokens", -1},
+        {"pooling_mode_mean_sqrt_len_tokens", ET_POOL_MEAN_SQRT_LEN},
+        {"pooling_mode_weightedmean_tokens", ET_POOL_WEIGHTEDMEAN},
     };
     int n_on = 0, mode = 0;
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]) && !rc; i++) {
         int on = 0;
         rc = et_json_opt_bool(root, what, modes[i].field, &on, err);
         if (rc || !on) continue;
-        if (modes[i].mode < 0)
-            rc = et_err_set(err, ET_EUNSUPPORTED, "%s: field '%s': this pooling mode is not supported "
-                            "(supported: cls, mean, max, lasttoken)", what, modes[i].field);
         n_on++;
         mode = modes[i].mode;
     }
@@ -200,6 +200,7 @@ int et_pooling_config_parse(int *pooling, const char *json, size_t len, const ch
     if (!rc && n_on > 1)
         rc = et_err_set(err, ET_EUNSUPPORTED, "%s: %d pooling modes enabled at once (concatenated "
                         "pooling is not supported)", what, n_on);
+    if (!rc) rc = et_json_opt_bool(root, what, "include_prompt", include_prompt, err);
     if (!rc) *pooling = mode;
     cJSON_Delete(root);
     return rc;

@@ -220,3 +220,86 @@ uint8_t tok_ccc(uint32_t c) {
 int tok_no_decomp(uint32_t c, int compat) {
     return compat ? IN_EXC(tok_exc_nfkd, c) : IN_EXC(tok_exc_nfd, c);
 }
+
+/* ---- Python str.lower() ---------------------------------------------------------- */
+
+/* Unicode Cased (Lu, Ll, Lt; Other_Lowercase/Other_Uppercase approximated by the
+ * characters that have a case mapping) and Case_Ignorable (Mn, Me, Cf, Lm, Sk and
+ * the Word_Break MidLetter / MidNumLet / Single_Quote characters). */
+static int py_cased(uint32_t c) {
+    int k = cat(c);
+    if (k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT) return 1;
+    return utf8proc_tolower((utf8proc_int32_t)c) != (utf8proc_int32_t)c ||
+           utf8proc_toupper((utf8proc_int32_t)c) != (utf8proc_int32_t)c;
+}
+
+static int py_case_ignorable(uint32_t c) {
+    switch (c) {
+    case 0x27: case 0x2E: case 0x3A: case 0x5E: case 0x60: case 0xA8: case 0xAD: case 0xAF:
+    case 0xB4: case 0xB7: case 0xB8: case 0x387: case 0x5F4: case 0x2018: case 0x2019:
+    case 0x2024: case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07: case 0xFF0E:
+    case 0xFF1A:
+        return 1;
+    }
+    int k = cat(c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_ME || k == UTF8PROC_CATEGORY_CF ||
+           k == UTF8PROC_CATEGORY_LM || k == UTF8PROC_CATEGORY_SK;
+}
+
+int tok_py_lower(const char *s, size_t len, char **out, size_t *out_len, et_error *err) {
+    *out = NULL;
+    *out_len = 0;
+    size_t n = 0;
+    char *fixed = NULL;
+    if (tok_utf8_valid_prefix(s, len) != len) { /* decode lossily first, as the tokenizer does */
+        int rc = tok_utf8_lossy(s, len, &fixed, &len, NULL, err);
+        if (rc) return rc;
+        s = fixed;
+    }
+    utf8proc_int32_t *cps = et_malloc_n(len + 1, sizeof(*cps), err);
+    /* a code point lowers to at most 3 (4 bytes each) */
+    char *o = cps ? et_malloc_n(len + 1, 12, err) : NULL;
+    if (!cps || !o) {
+        free(cps);
+        free(o);
+        free(fixed);
+        return ET_ENOMEM;
+    }
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
+        if (k <= 0) { /* cannot happen after the lossy decode; keep going safely */
+            c = 0xFFFD;
+            k = 1;
+        }
+        cps[n++] = c;
+        i += (size_t)k;
+    }
+    size_t ol = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = (uint32_t)cps[i], lo[3];
+        size_t k;
+        if (c == 0x3A3) { /* Final_Sigma, as CPython's handle_capital_sigma */
+            size_t j = i;
+            while (j > 0 && py_case_ignorable((uint32_t)cps[j - 1])) j--;
+            int fin = j > 0 && py_cased((uint32_t)cps[j - 1]);
+            if (fin) {
+                j = i + 1;
+                while (j < n && py_case_ignorable((uint32_t)cps[j])) j++;
+                fin = j == n || !py_cased((uint32_t)cps[j]);
+            }
+            lo[0] = fin ? 0x3C2 : 0x3C3;
+            k = 1;
+        } else {
+            k = tok_to_lower(c, lo);
+        }
+        for (size_t q = 0; q < k; q++)
+            ol += (size_t)utf8proc_encode_char((utf8proc_int32_t)lo[q], (utf8proc_uint8_t *)o + ol);
+    }
+    free(cps);
+    free(fixed);
+    o[ol] = 0;
+    *out = o;
+    *out_len = ol;
+    return ET_OK;
+}

@@ -844,7 +844,12 @@ int et_tokenizer_encode(const et_tokenizer *t, const char *text, size_t len, int
     char *fixed = NULL;
     size_t *map = NULL;
     int rc = ET_OK;
-    if (tok_utf8_valid_prefix(text, len) != len) {
+    if (t->lower_input) { /* offsets refer to the lowercased text */
+        size_t flen;
+        if ((rc = tok_py_lower(text, len, &fixed, &flen, err))) return rc;
+        text = fixed;
+        len = flen;
+    } else if (tok_utf8_valid_prefix(text, len) != len) {
         size_t flen;
         if ((rc = tok_utf8_lossy(text, len, &fixed, &flen, &map, err))) return rc;
         text = fixed;
@@ -919,7 +924,12 @@ int et_tokenizer_count(const et_tokenizer *t, const char *text, size_t len, size
         return et_err_set(err, ET_EINVAL, "et_tokenizer_count: NULL argument");
     char *fixed = NULL;
     int rc;
-    if (tok_utf8_valid_prefix(text, len) != len) {
+    if (t->lower_input) {
+        size_t flen;
+        if ((rc = tok_py_lower(text, len, &fixed, &flen, err))) return rc;
+        text = fixed;
+        len = flen;
+    } else if (tok_utf8_valid_prefix(text, len) != len) {
         size_t flen;
         if ((rc = tok_utf8_lossy(text, len, &fixed, &flen, NULL, err))) return rc;
         text = fixed;
@@ -932,6 +942,10 @@ int et_tokenizer_count(const et_tokenizer *t, const char *text, size_t len, size
     ws_put(t, w);
     free(fixed);
     return rc;
+}
+
+void et_tokenizer_set_lower_input(et_tokenizer *t, int on) {
+    if (t) t->lower_input = on;
 }
 
 size_t et_tokenizer_vocab_size(const et_tokenizer *t) { return t ? t->vocab_size : 0; }

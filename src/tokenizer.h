@@ -72,6 +72,9 @@ uint8_t tok_ccc(uint32_t c);
 int tok_no_decomp(uint32_t c, int compat);
 /* Rust char::to_lowercase: writes 1..3 code points to out, returns the count. */
 size_t tok_to_lower(uint32_t c, uint32_t out[3]);
+/* Python str.lower() of UTF-8 text (full case mapping + Final_Sigma), as
+ * sentence-transformers' do_lower_case applies before tokenizing. *out malloc'd. */
+int tok_py_lower(const char *s, size_t len, char **out, size_t *out_len, et_error *err);
 
 /* ---- transformations with alignment (tok_nstr.c) --------------------------------- */
 
@@ -331,6 +334,8 @@ struct et_tokenizer {
     char **norm_content; size_t *norm_len;  /* normalized contents (normalized tokens) */
     size_t vocab_size;
     const char *type_name;
+    int lower_input;              /* lowercase every input first (sentence_bert_config do_lower_case);
+                                     offsets then refer to the lowercased text */
     /* workspaces kept between calls (thread-safe free list) */
     pthread_mutex_t ws_mu;
     tok_ws *ws_free[8];
@@ -339,5 +344,8 @@ struct et_tokenizer {
 
 /* Converts a byte offset range to HF char offsets the way its BytesToCharOffsetConverter
  * does (used by tests to compare with the JS reference). */
+
+/* Sets lower_input (a model with do_lower_case: true owns this tokenizer). */
+void et_tokenizer_set_lower_input(et_tokenizer *t, int on);
 
 #endif

@@ -7,6 +7,10 @@
 # those ids (--ids), with two batch sizes (padding + bucketing).
 # Tolerance: max abs error <= 1e-4 on every vector (normalized or not) for
 # every dtype (the reference uses the same bf16/f16-rounded weights in fp32).
+# sentence-transformers details checked against the reference's plain-torch copy of its
+# Pooling module (tests/ref/make_models.py st_pool): include_prompt false, weightedmean,
+# mean_sqrt_len without Normalize, do_lower_case (str.lower) with a cased tokenizer, a model
+# with only vocab.txt + tokenizer_config.json.
 set -eu
 OUT=$BUILD/test-out/embed
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -23,30 +27,33 @@ for d in $(cat "$OUT/models.txt"); do
             "$name ids" "$d/got-ids.npy" "$d/ref.npy")
 done
 
-# prompts: --prompt-name query == --prompt TEXT == reference on prompt + text;
-# --pooling overrides the model's pooling (cls model, mean pooling)
+# named prompts (config_sentence_transformers.json): --prompt-name NAME == the reference on
+# prompt + text, with the prompt's tokens left out of the pooling when 1_Pooling has
+# include_prompt: false (prompt_length = len(tokenize(prompt)) - 1, as sentence-transformers)
+for d in $(cat "$OUT/models.txt"); do
+    for r in "$d"/ref-prompt-*.npy; do
+        [ -f "$r" ] || continue
+        pn=$(basename "$r" .npy); pn=${pn#ref-prompt-}
+        "$EMBTUNE" embed -q -m "$d" -i tests/ref/texts.txt --prompt-name "$pn" --batch-size 4 -o "$d/got-prompt-$pn.npy"
+        pairs+=("$(basename "$d") --prompt-name $pn" "$d/got-prompt-$pn.npy" "$r")
+    done
+done
+# --prompt TEXT == --prompt-name; --pooling overrides the model's pooling (cls model, mean pooling)
 d=$OUT/bert-f32-cls
 cp -r "$d" "$OUT/override"
 $TORCH_PY - <<PY
-import json, subprocess, sys
+import json, sys
 sys.path.insert(0, "tests/ref")
 import numpy as np
 from make_models import reference
-d, out = "$d", "$OUT"
-p = json.load(open(d + "/config_sentence_transformers.json"))["prompts"]["query"]
-texts = [p + t for t in json.load(open(out + "/texts.json"))]
-json.dump(texts, open(out + "/ptexts.json", "w"), ensure_ascii=False)
-ids = json.loads(subprocess.run(["node", "$NODE_REF/encode_ids.js", d + "/tokenizer.json", out + "/ptexts.json", "48", "1"],
-                                check=True, capture_output=True).stdout)
-np.save(d + "/pref.npy", reference(d, ids))
+out = "$OUT"
 s = json.load(open(out + "/override/spec.json")); s["pooling"] = "mean"
 json.dump(s, open(out + "/override/spec.json", "w"))
-np.save(out + "/override/ref-mean.npy", reference(out + "/override", json.load(open(d + "/ids.json"))))
+np.save(out + "/override/ref-mean.npy", reference(out + "/override", json.load(open("$d/ids.json"))))
 PY
-"$EMBTUNE" embed -q -m "$d" -i tests/ref/texts.txt --prompt-name query -o "$d/got-pn.npy"
 "$EMBTUNE" embed -q -m "$d" -i tests/ref/texts.txt --prompt "Represent this sentence for searching relevant passages: " --batch-size 5 -o "$d/got-p.npy"
 "$EMBTUNE" embed -q -m "$d" -i tests/ref/texts.txt --pooling mean -o "$OUT/override/got.npy"
-pairs+=("prompt-name query" "$d/got-pn.npy" "$d/pref.npy" "prompt text" "$d/got-p.npy" "$d/pref.npy"
+pairs+=("prompt text" "$d/got-p.npy" "$d/ref-prompt-query.npy"
         "--pooling mean override" "$OUT/override/got.npy" "$OUT/override/ref-mean.npy")
 
 # JSONL in and out, stdin

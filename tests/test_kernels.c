@@ -113,18 +113,18 @@ static void check_attention(size_t B, size_t T, size_t C, size_t NH, const size_
 static void check_pool(void) {
     size_t B = 3, T = 5, C = 7, lens[3] = {5, 1, 3};
     float *x = randv(B * T * C, 1), out[3 * 7];
-    pool_forward(out, x, lens, B, T, C, ET_POOL_CLS);
+    pool_forward(out, x, lens, 0, B, T, C, ET_POOL_CLS);
     for (size_t b = 0; b < B; b++) TEST_CHECK(out[b * C + 2] == x[b * T * C + 2], "cls pooling");
-    pool_forward(out, x, lens, B, T, C, ET_POOL_LAST);
+    pool_forward(out, x, lens, 0, B, T, C, ET_POOL_LAST);
     for (size_t b = 0; b < B; b++)
         TEST_CHECK(out[b * C + 4] == x[(b * T + lens[b] - 1) * C + 4], "last pooling");
-    pool_forward(out, x, lens, B, T, C, ET_POOL_MEAN);
+    pool_forward(out, x, lens, 0, B, T, C, ET_POOL_MEAN);
     for (size_t b = 0; b < B; b++) {
         double s = 0;
         for (size_t t = 0; t < lens[b]; t++) s += x[(b * T + t) * C + 6];
         TEST_CLOSE(out[b * C + 6], s / (double)lens[b], 1e-6, 1e-6);
     }
-    pool_forward(out, x, lens, B, T, C, ET_POOL_MAX);
+    pool_forward(out, x, lens, 0, B, T, C, ET_POOL_MAX);
     for (size_t b = 0; b < B; b++) {
         float m = -1e30f;
         for (size_t t = 0; t < lens[b]; t++) m = fmaxf(m, x[(b * T + t) * C + 1]);

@@ -117,17 +117,21 @@ static void test_configs(void) {
     TEST_CHECK(c.arch == ET_ARCH_XLMR && c.pos_offset == 2 && c.act == ET_ACT_GELU_TANH, "xlmr offset");
     CFG("[]", ET_EFORMAT, "object");
     CFG("{", ET_EFORMAT, "invalid JSON");
-    int pool;
+    int pool, incl;
 #define POOL(s, code, want)                                                                  \
     do {                                                                                     \
-        int rc_ = et_pooling_config_parse(&pool, s, strlen(s), "1_Pooling/config.json", &err); \
+        int rc_ = et_pooling_config_parse(&pool, &incl, s, strlen(s), "1_Pooling/config.json", &err); \
         TEST_CHECK(rc_ == (code) && (code || pool == (want)), "pooling %s: rc %d pool %d (%s)", s, \
                    rc_, pool, err.msg);                                                      \
     } while (0)
     POOL("{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":false}", 0, ET_POOL_CLS);
     POOL("{\"pooling_mode_lasttoken\":true}", 0, ET_POOL_LAST);
     POOL("{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":true}", ET_EUNSUPPORTED, 0);
-    POOL("{\"pooling_mode_weightedmean_tokens\":true}", ET_EUNSUPPORTED, 0);
+    POOL("{\"pooling_mode_weightedmean_tokens\":true}", 0, ET_POOL_WEIGHTEDMEAN);
+    TEST_CHECK(incl == 1, "include_prompt defaults to true");
+    POOL("{\"pooling_mode_mean_sqrt_len_tokens\":true,\"include_prompt\":false}", 0, ET_POOL_MEAN_SQRT_LEN);
+    TEST_CHECK(incl == 0, "include_prompt false");
+    POOL("{\"pooling_mode_mean_tokens\":true,\"include_prompt\":\"no\"}", ET_EFORMAT, 0);
     POOL("{\"pooling_mode\":\"max\"}", 0, ET_POOL_MAX);
     POOL("{}", ET_EFORMAT, 0);
     et_st_modules mods;

@@ -150,6 +150,19 @@ SPECS = [
          normalize=True, act="gelu", max_seq=48, pooler=False, modules=True),
     dict(name="xlmr-bf16-sharded-cls", arch="xlmr", dtype="BF16", shards=2, prefix="", pooling="cls",
          normalize=True, act="gelu", max_seq=None, pooler=True, modules=True),
+    # sentence-transformers details: include_prompt false (prompt tokens not pooled), weightedmean,
+    # mean_sqrt_len without Normalize, do_lower_case with a cased tokenizer, vocab.txt only
+    dict(name="bert-f32-wmean-noprompt", arch="bert", dtype="F32", shards=1, prefix="bert.",
+         pooling="weightedmean", normalize=True, act="gelu", max_seq=48, pooler=False, modules=True,
+         include_prompt=False, prompts={"query": "Represent this sentence for searching relevant passages: "}),
+    dict(name="bert-f16-max-noprompt-lower", arch="bert", dtype="F16", shards=1, prefix="", pooling="max",
+         normalize=True, act="gelu", max_seq=40, pooler=False, modules=True, include_prompt=False,
+         do_lower_case=True, cased=True, prompts={"query": "query: ", "empty": ""}),
+    dict(name="xlmr-f32-sqrtlen-nonorm", arch="xlmr", dtype="F32", shards=1, prefix="roberta.",
+         pooling="mean_sqrt_len", normalize=False, act="gelu", max_seq=48, pooler=False, modules=True,
+         include_prompt=False, prompts={"query": "query: "}),
+    dict(name="bert-f32-vocabtxt", arch="bert", dtype="F32", shards=1, prefix="bert.", pooling="mean",
+         normalize=True, act="gelu", max_seq=48, pooler=False, modules=True, tok="vocabtxt"),
 ]
 
 
@@ -160,6 +173,8 @@ def write_model(out, shared, spec, seed, size=None):
     C, L, NH, F = size or (64, 2, 4, 128)
     if spec["arch"] == "bert":
         tok = json.load(open(os.path.join(shared, "fixtures/bge-wordpiece/tokenizer.json")))
+        if spec.get("cased"):  # a cased WordPiece: only do_lower_case lowercases
+            tok["normalizer"]["lowercase"] = False
         vocab = max(max(tok["model"]["vocab"].values()), max(a["id"] for a in tok["added_tokens"])) + 1
         cfg = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": vocab,
                "hidden_size": C, "num_hidden_layers": L, "num_attention_heads": NH,
@@ -177,7 +192,24 @@ def write_model(out, shared, spec, seed, size=None):
     if size:
         cfg["max_position_embeddings"] = 512 + (2 if spec["arch"] == "xlmr" else 0)
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
-    json.dump(tok, open(os.path.join(d, "tokenizer.json"), "w"), ensure_ascii=False)
+    for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(d, f)):
+            os.remove(os.path.join(d, f))
+    if spec.get("tok") == "vocabtxt":
+        # only vocab.txt + tokenizer_config.json; the reference ids come from the tokenizer.json
+        # transformers' BertConverter builds from them (template with the vocab's [CLS]/[SEP] ids)
+        v = tok["model"]["vocab"]
+        by_id = sorted(v, key=lambda k: v[k])
+        with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(by_id) + "\n")
+        json.dump({"do_lower_case": True, "model_max_length": 512, "cls_token": "[CLS]", "sep_token": "[SEP]",
+                   "unk_token": "[UNK]", "pad_token": "[PAD]", "mask_token": "[MASK]",
+                   "tokenizer_class": "BertTokenizer"}, open(os.path.join(d, "tokenizer_config.json"), "w"))
+        for k in ("[CLS]", "[SEP]"):
+            tok["post_processor"]["special_tokens"][k]["ids"] = [v[k]]
+        json.dump(tok, open(os.path.join(d, "ref-tokenizer.json"), "w"), ensure_ascii=False)
+    else:
+        json.dump(tok, open(os.path.join(d, "tokenizer.json"), "w"), ensure_ascii=False)
     tensors = bert_tensors(cfg, gen, spec["pooler"])
     dt = DT[spec["dtype"]][0]
     tensors = [(spec["prefix"] + n, t.to(dt)) for n, t in tensors]
@@ -211,11 +243,12 @@ def write_model(out, shared, spec, seed, size=None):
         for m in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
                   "weightedmean_tokens", "lasttoken"):
             pc["pooling_mode_" + m] = {"cls": "cls_token", "mean": "mean_tokens", "max": "max_tokens",
-                                       "lasttoken": "lasttoken"}[spec["pooling"]] == m
-        pc["include_prompt"] = True
+                                       "lasttoken": "lasttoken", "weightedmean": "weightedmean_tokens",
+                                       "mean_sqrt_len": "mean_sqrt_len_tokens"}[spec["pooling"]] == m
+        pc["include_prompt"] = spec.get("include_prompt", True)
         json.dump(pc, open(os.path.join(d, "1_Pooling/config.json"), "w"), indent=2)
     if spec["max_seq"]:
-        json.dump({"max_seq_length": spec["max_seq"], "do_lower_case": False},
+        json.dump({"max_seq_length": spec["max_seq"], "do_lower_case": spec.get("do_lower_case", False)},
                   open(os.path.join(d, "sentence_bert_config.json"), "w"))
     if spec.get("prompts"):
         json.dump({"prompts": spec["prompts"], "default_prompt_name": None, "similarity_fn_name": "cosine"},
@@ -239,7 +272,32 @@ def gelu(x, act):
     return torch.relu(x)
 
 
-def reference(model_dir, ids_list):
+def st_pool(x, mask, pool):
+    """sentence-transformers' Pooling.forward for one mode, batch of one: x [T, C], mask [T]
+    (attention mask with the prompt zeroed when include_prompt is false)."""
+    x, mask = x.unsqueeze(0), mask.unsqueeze(0).float()
+    T = x.shape[1]
+    m = mask.unsqueeze(-1).expand(x.size())
+    if pool == "cls":
+        e = x[:, 0]
+    elif pool == "max":
+        e = torch.max(x.masked_fill(m == 0, -1e9), 1)[0]
+    elif pool == "lasttoken":
+        values, indices = mask.flip(1).max(1)
+        indices = torch.where(values == 0, T - 1, indices)
+        e = x[0, T - int(indices[0]) - 1].unsqueeze(0)
+    elif pool == "weightedmean":
+        w = torch.arange(1, T + 1).unsqueeze(0).unsqueeze(-1).expand(x.size()).to(x.dtype) * m
+        e = torch.sum(x * w, 1) / torch.clamp(w.sum(1), min=1e-9)
+    elif pool == "mean_sqrt_len":
+        e = torch.sum(x * m, 1) / torch.sqrt(torch.clamp(m.sum(1), min=1e-9))
+    else:
+        e = torch.sum(x * m, 1) / torch.clamp(m.sum(1), min=1e-9)
+    return e[0]
+
+
+def reference(model_dir, ids_list, skip=0):
+    """skip: sentence-transformers' prompt_length (tokens masked out of the pooling)."""
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     spec = json.load(open(os.path.join(model_dir, "spec.json")))
     W = {k: v.float() for k, v in load_weights(model_dir).items()}
@@ -275,15 +333,9 @@ def reference(model_dir, ids_list):
                 h = gelu(lin(x, "intermediate.dense"), cfg["hidden_act"])
                 x = layer_norm(x + lin(h, "output.dense"), g(p + "output.LayerNorm.weight"),
                                g(p + "output.LayerNorm.bias"), eps)
-            pool = spec["pooling"]
-            if pool == "cls":
-                e = x[0]
-            elif pool == "max":
-                e = x.max(dim=0).values
-            elif pool == "lasttoken":
-                e = x[-1]
-            else:
-                e = x.mean(dim=0)
+            mask = torch.ones(T)
+            mask[:skip] = 0
+            e = st_pool(x, mask, spec["pooling"])
             if spec["normalize"]:
                 e = torch.nn.functional.normalize(e, p=2, dim=0)
             out.append(e.numpy())
@@ -305,14 +357,33 @@ def main():
         # every model + golden ids (node) + reference embeddings, in one process
         out, shared, node_ref, texts_json = sys.argv[2:6]
         import subprocess
+        texts = json.load(open(texts_json))
+
+        def hf_ids(d, sp, texts, ml):
+            # sentence-transformers' Transformer.tokenize: str.lower() first when do_lower_case
+            if sp.get("do_lower_case"):
+                texts = [t.lower() for t in texts]
+            tj = os.path.join(d, "tmp-texts.json")
+            json.dump(texts, open(tj, "w"), ensure_ascii=False)
+            tf = os.path.join(d, "ref-tokenizer.json" if sp.get("tok") == "vocabtxt" else "tokenizer.json")
+            r = subprocess.run(["node", os.path.join(node_ref, "encode_ids.js"), tf, tj, str(ml), "1"],
+                               check=True, capture_output=True).stdout
+            os.remove(tj)
+            return r
+
         for i, sp in enumerate(SPECS):
             d = write_model(out, shared, sp, seed=1234 + i)
             ml = json.load(open(os.path.join(d, "spec.json")))["max_length"]
-            ids = subprocess.run(["node", os.path.join(node_ref, "encode_ids.js"), os.path.join(d, "tokenizer.json"),
-                                  texts_json, str(ml), "1"], check=True, capture_output=True).stdout
+            ids = hf_ids(d, sp, texts, ml)
             open(os.path.join(d, "ids.json"), "wb").write(ids)
             ids = json.loads(ids)
             np.save(os.path.join(d, "ref.npy"), reference(d, ids))
+            # every named prompt: SentenceTransformer.encode(prompt_name=...) on prompt + text, with
+            # prompt_length = len(tokenize([prompt]).input_ids) - 1 masked when include_prompt is false
+            for pn, pt in sorted((sp.get("prompts") or {}).items()):
+                pids = json.loads(hf_ids(d, sp, [pt + t for t in texts], ml))
+                skip = 0 if sp.get("include_prompt", True) else len(json.loads(hf_ids(d, sp, [pt], ml))[0]) - 1
+                np.save(os.path.join(d, "ref-prompt-%s.npy" % pn), reference(d, pids, skip))
             with open(os.path.join(d, "ids.txt"), "w") as f:
                 for x in ids:
                     f.write(" ".join(map(str, x)) + "\n")
