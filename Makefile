@@ -66,7 +66,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libembtune.a
 	@mkdir -p $(dir $@)
 	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libembtune.a $(LDLIBS)
 
-bench: all $(BENCH_BINS)
+bench: all
 	bench/run.sh
 
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))

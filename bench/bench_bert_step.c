@@ -3,8 +3,10 @@
  * MNRL loss (cosine x 20, in-batch negatives), backward of both slots, AdamW.
  * The same step as bench/bert_step_torch.py. Prints one JSON line: median
  * seconds per step after a warm-up step, forward / backward / optimizer split,
- * peak RSS. Usage: bench_bert_step MODEL_DIR [B Tq Tp steps dropout]
- * (dropout: -1 = the model config's, 0 = off). */
+ * peak RSS, and the loss of every step. Usage: bench_bert_step MODEL_DIR [B Tq Tp
+ * steps dropout] (dropout: -1 = the model config's, 0 = off). Token ids: an LCG
+ * (r = r * 6364136223846793005 + 1 mod 2^64, id = 1000 + (r >> 33) % 28000, r0 = 2),
+ * queries then passages; bench/bert_step_torch.py with MODEL_DIR uses the same. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,10 @@ int main(int argc, char **argv) {
     et_adamw_cfg_default(&ac);
     ac.lr = 1e-5;
     ac.weight_decay = 0.01;
-    ac.total_steps = steps;
+    /* constant lr, no clipping: torch.optim.AdamW as bench/bert_step_torch.py runs it */
+    ac.warmup_steps = 0;
+    ac.total_steps = (size_t)1 << 40;
+    ac.max_grad_norm = 0;
     et_adamw opt;
     if (et_adamw_init(&opt, n, &ac, &err)) {
         fprintf(stderr, "%s\n", err.msg);
@@ -65,15 +70,15 @@ int main(int argc, char **argv) {
     const int32_t **qp = malloc(B * sizeof(int32_t *)), **pp = malloc(B * sizeof(int32_t *));
     size_t *ql = malloc(B * sizeof(size_t)), *pl = malloc(B * sizeof(size_t));
     uint64_t r = 2;
-    for (size_t i = 0; i < B * Tq; i++) qids[i] = 1000 + (int32_t)((r = r * 6364136223846793005ull + 1) >> 33) % 29000;
-    for (size_t i = 0; i < B * Tp; i++) pids[i] = 1000 + (int32_t)((r = r * 6364136223846793005ull + 1) >> 33) % 29000;
+    for (size_t i = 0; i < B * Tq; i++) qids[i] = 1000 + (int32_t)((r = r * 6364136223846793005ull + 1) >> 33) % 28000;
+    for (size_t i = 0; i < B * Tp; i++) pids[i] = 1000 + (int32_t)((r = r * 6364136223846793005ull + 1) >> 33) % 28000;
     for (size_t b = 0; b < B; b++) qp[b] = qids + b * Tq, pp[b] = pids + b * Tp, ql[b] = Tq, pl[b] = Tp;
     float *eq = malloc(B * C * sizeof(float)), *ep = malloc(B * C * sizeof(float));
     float *dq = malloc(B * C * sizeof(float)), *dp = malloc(B * C * sizeof(float));
     et_loss_cfg lc;
     et_loss_cfg_default(&lc, ET_LOSS_MNRL);
     double *tstep = calloc(steps, sizeof(double)), *tf = calloc(steps, sizeof(double)),
-           *tb = calloc(steps, sizeof(double)), *to = calloc(steps, sizeof(double)), *tc = calloc(steps, sizeof(double)), loss = 0;
+           *tb = calloc(steps, sizeof(double)), *to = calloc(steps, sizeof(double)), *tc = calloc(steps, sizeof(double)), loss = 0, *losses = calloc(steps, sizeof(double));
     for (size_t s = 0; s < steps; s++) {
         double t0 = et_now(), c0 = cpu_now();
         memset(grads, 0, n * sizeof(float));
@@ -91,6 +96,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
+        losses[s] = loss;
         et_adamw_step(&opt, params, grads, et_encoder_decay_mask(enc), et_lr_at(&ac, s));
         double t3 = et_now();
         tc[s] = cpu_now() - c0;
@@ -106,9 +112,11 @@ int main(int argc, char **argv) {
     qsort(tc + w, k, sizeof(double), cmp_d);
     printf("{\"impl\": \"embtune\", \"threads\": %d, \"B\": %zu, \"Tq\": %zu, \"Tp\": %zu, \"dropout\": %g, "
            "\"step_s\": %.4f, \"cpu_s\": %.4f, \"forward_s\": %.4f, \"backward_s\": %.4f, \"adamw_s\": %.4f, \"first_s\": %.4f, "
-           "\"pairs_per_s\": %.3f, \"peak_rss_mb\": %.1f, \"loss\": %.6f}\n",
+           "\"pairs_per_s\": %.3f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"losses\": [",
            et_get_threads(), B, Tq, Tp, (double)dropout, tstep[w + k / 2], tc[w + k / 2], tf[w + k / 2], tb[w + k / 2],
            to[w + k / 2], tstep[0], (double)B / tstep[w + k / 2], (double)ru.ru_maxrss / 1024.0, loss);
+    for (size_t s = 0; s < steps; s++) printf("%s%.7f", s ? ", " : "", losses[s]);
+    printf("]}\n");
     et_adamw_free(&opt);
     et_encoder_free(enc);
     et_model_free(m);

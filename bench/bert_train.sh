@@ -37,7 +37,7 @@ out = {}
 for p in sorted({r["dropout"] for r in rows}):
     res = {}
     for impl in ("embtune", "pytorch"):
-        rs = [r for r in rows if r["impl"] == impl and r["dropout"] == p]
+        rs = [r for r in rows if r["impl"].split("-")[0] == impl and r["dropout"] == p]
         res[impl] = {k: statistics.median(r[k] for r in rs) for k in ("step_s", "cpu_s", "peak_rss_mb")}
         res[impl]["pairs_per_s"] = rs[0]["B"] / res[impl]["step_s"]
     e, t = res["embtune"], res["pytorch"]

@@ -19,9 +19,8 @@ OUT=$PWD/$BUILD/bench-out/finetune
 rm -rf "$OUT"; mkdir -p "$OUT" bench/out
 export EMBTUNE_CACHE_DIR=$OUT/cache ET_PROGRESS=0
 THREADS=${ET_THREADS:-$(nproc)}
-# Debian's OpenBLAS misdetects AVX-512 Intel CPUs: choose the core type from the CPU
-if grep -q avx512f /proc/cpuinfo && grep -q GenuineIntel /proc/cpuinfo; then export OPENBLAS_CORETYPE=Cooperlake
-elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+# Debian's OpenBLAS misdetects AVX-512 Intel CPUs: the core type comes from the CPU flags
+. bench/cpu.sh
 
 pdftotext "$SHARED/corpus/R-intro.pdf" "$OUT/r-intro.txt"
 "$TORCH_PY" tests/ref/make_ft_data.py "$OUT/r-intro.txt" "$OUT/data" 400 >/dev/null

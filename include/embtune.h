@@ -158,6 +158,7 @@ typedef struct et_model_info {
     const char *dtype;        /* "F32", "F16", "BF16", mixed = "mixed" */
     const char *pooling;      /* "cls", "mean", "max", "last", "weightedmean", "mean_sqrt_len" */
     int include_prompt;       /* 0: 1_Pooling's include_prompt is false (prompt tokens not pooled) */
+    int lower_case;           /* 1: inputs are lowercased before tokenizing (do_lower_case) */
     const char *tokenizer;    /* "WordPiece", "Unigram", ... */
     size_t n_params;
     size_t dim;

@@ -47,7 +47,8 @@ int cli_info(int argc, char **argv) {
     printf("pooling       %s%s%s\n", i.pooling, i.include_prompt ? "" : " (prompt excluded)",
            i.normalize ? " + normalize" : "");
     printf("max length    %zu tokens\n", i.max_length);
-    printf("tokenizer     %s (vocabulary %zu)\n", i.tokenizer, i.vocab_size);
+    printf("tokenizer     %s (vocabulary %zu)%s\n", i.tokenizer, i.vocab_size,
+           i.lower_case ? ", input lowercased (do_lower_case)" : "");
     printf("dtype         %s (computed in F32)\n", i.dtype);
     const char *names[] = {"query", "document", "passage", "search_query", "search_document"};
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {

@@ -533,8 +533,8 @@ int et_model_load(et_model **out, const char *dir, const et_model_opts *opts, et
         if (m->max_length > limit) m->max_length = limit;
         if (o.max_length) {
             if (o.max_length > limit) {
-                rc = et_err_set(err, ET_EINVAL, "max_length %zu exceeds the model's %zu positions",
-                                o.max_length, limit);
+                rc = et_err_set(err, ET_EINVAL, "%s: max_length %zu exceeds the model's %zu positions "
+                                "(config.json max_position_embeddings)", dir, o.max_length, limit);
                 goto fail;
             }
             m->max_length = o.max_length;
@@ -596,6 +596,7 @@ void et_model_get_info(const et_model *m, et_model_info *info) {
     info->dtype = m->dtype ? m->dtype : "F32";
     info->pooling = pool_name(m->pooling);
     info->include_prompt = m->include_prompt;
+    info->lower_case = m->do_lower_case == 1 && c->arch != ET_ARCH_STATIC;
     info->tokenizer = m->tok ? et_tokenizer_type(m->tok) : "none";
     info->n_params = m->n_params;
     info->dim = c->hidden;

@@ -38,6 +38,14 @@ for d in $(cat "$OUT/models.txt"); do
         pairs+=("$(basename "$d") --prompt-name $pn" "$d/got-prompt-$pn.npy" "$r")
     done
 done
+# default_prompt_name applies when no prompt is given (sentence-transformers' encode)
+cp -r "$OUT/bert-f32-wmean-noprompt" "$OUT/defprompt"
+$TORCH_PY - "$OUT/defprompt/config_sentence_transformers.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["default_prompt_name"] = "query"; json.dump(c, open(sys.argv[1], "w"))
+PY
+"$EMBTUNE" embed -q -m "$OUT/defprompt" -i tests/ref/texts.txt -o "$OUT/defprompt/got.npy"
+pairs+=("default_prompt_name query" "$OUT/defprompt/got.npy" "$OUT/bert-f32-wmean-noprompt/ref-prompt-query.npy")
 # --prompt TEXT == --prompt-name; --pooling overrides the model's pooling (cls model, mean pooling)
 d=$OUT/bert-f32-cls
 cp -r "$d" "$OUT/override"
@@ -61,7 +69,7 @@ $TORCH_PY -c "
 import json
 for t in json.load(open('$OUT/texts.json')): print(json.dumps({'text': t, 'id': 1}, ensure_ascii=False))" > "$OUT/texts.jsonl"
 "$EMBTUNE" embed -q -m "$OUT/xlmr-f32-mean" -i "$OUT/texts.jsonl" -o "$OUT/got.jsonl"
-"$EMBTUNE" embed -q -m "$OUT/xlmr-f32-mean" -i - -o "$OUT/got-stdin.npy" < tests/ref/texts.txt
+"$EMBTUNE" embed -q -m "$OUT/xlmr-f32-mean" -i - --threads 1 -o "$OUT/got-stdin.npy" < tests/ref/texts.txt
 $TORCH_PY -c "
 import json, numpy as np
 v = np.array([json.loads(l)['embedding'] for l in open('$OUT/got.jsonl')], dtype=np.float32)
@@ -80,4 +88,14 @@ for w in "architecture  bert" "dimension     64" "pooling       mean + normalize
     grep -q "$w" "$OUT/info.txt" || { echo "info: missing '$w'"; cat "$OUT/info.txt"; exit 1; }
 done
 "$EMBTUNE" info -m "$OUT/xlmr-f32-mean" | grep -q "max length    48 tokens" || { echo "info: xlmr max length"; exit 1; }
+"$EMBTUNE" info -m "$OUT/bert-f16-max-noprompt-lower" > "$OUT/info2.txt"
+for w in "pooling       max (prompt excluded) + normalize" "input lowercased" 'prompt        query: "query: "'; do
+    grep -qF "$w" "$OUT/info2.txt" || { echo "info: missing '$w'"; cat "$OUT/info2.txt"; exit 1; }
+done
+"$EMBTUNE" info -m "$OUT/bert-f32-wmean-noprompt" | grep -q "pooling       weightedmean (prompt excluded)" || { echo "info: weightedmean"; exit 1; }
+"$EMBTUNE" info -m "$OUT/xlmr-f32-sqrtlen-nonorm" | grep -q "pooling       mean_sqrt_len (prompt excluded)$" || { echo "info: mean_sqrt_len"; exit 1; }
+# --max-length beyond the position table: an error naming the model directory
+if "$EMBTUNE" embed -m "$OUT/bert-f32-cls" -i tests/ref/texts.txt --max-length 5000 -o "$OUT/ml.npy" 2> "$OUT/ml.err"; then
+    echo "--max-length 5000 accepted"; exit 1; fi
+grep -q "bert-f32-cls: max_length 5000" "$OUT/ml.err" && [ ! -e "$OUT/ml.npy" ] || { echo "max-length error: $(cat "$OUT/ml.err")"; exit 1; }
 echo "test_embed: ok"
