@@ -532,15 +532,9 @@ static int http_error(hub *h, hub_resp *r, const char *file, et_error *err) {
 
 /* ---- revision listing ------------------------------------------------------------------------ */
 
-typedef struct hub_listing {
-    char commit[41];
-    char **files; /* [n] wanted files (malloc'd) */
-    size_t n;
-    int has_weights;
-    char *other_weights; /* e.g. "pytorch_model.bin" when there is no safetensors */
-} hub_listing;
+typedef et_hub_listing hub_listing;
 
-static void listing_free(hub_listing *l) {
+void et_hub_listing_free(et_hub_listing *l) {
     for (size_t i = 0; i < l->n; i++) free(l->files[i]);
     free(l->files);
     free(l->other_weights);
@@ -584,6 +578,45 @@ static char *escape_path(CURL *c, const char *path, et_error *err) {
     return b.data;
 }
 
+int et_hub_parse_listing(et_hub_listing *l, const char *body, size_t len, const char *what, et_error *err) {
+    memset(l, 0, sizeof(*l));
+    cJSON *j = NULL;
+    int rc = et_json_parse(&j, body, len, what, err);
+    if (rc) return rc;
+    const char *sha = NULL;
+    const cJSON *sib = NULL;
+    if ((rc = et_json_req_str(j, what, "sha", &sha, err)) ||
+        (rc = et_json_req_arr(j, what, "siblings", &sib, err))) {
+        cJSON_Delete(j);
+        return rc;
+    }
+    if (!et_hub_is_commit(sha)) {
+        cJSON_Delete(j);
+        return et_err_set(err, ET_EFORMAT, "%s: field 'sha': expected a 40-hex commit id", what);
+    }
+    memcpy(l->commit, sha, 41);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, sib) {
+        const cJSON *fn = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "rfilename") : NULL;
+        if (!cJSON_IsString(fn)) {
+            rc = et_err_set(err, ET_EFORMAT, "%s: field 'siblings[].rfilename': expected a string, got %s",
+                            what, et_json_type_name(fn));
+            break;
+        }
+        const char *name = fn->valuestring;
+        if (!et_hub_valid_filename(name)) continue; /* never becomes a path */
+        if (!strcmp(name, "model.safetensors") || !strcmp(name, "model.safetensors.index.json"))
+            l->has_weights = 1;
+        if (!l->other_weights && (!strcmp(name, "pytorch_model.bin") || !strcmp(name, "model.onnx") ||
+                                  !strcmp(name, "onnx/model.onnx") || et_ends_with(name, ".gguf")))
+            l->other_weights = et_strdup(name, NULL);
+        if (et_hub_wanted_file(name) && (rc = listing_add(l, name, err))) break;
+    }
+    cJSON_Delete(j);
+    if (rc) et_hub_listing_free(l);
+    return rc;
+}
+
 static int fetch_listing(hub *h, hub_listing *l, et_error *err) {
     memset(l, 0, sizeof(*l));
     char *rev = curl_easy_escape(h->curl, h->rev, 0);
@@ -615,40 +648,7 @@ static int fetch_listing(hub *h, hub_listing *l, et_error *err) {
         rc = http_error(h, &r, NULL, err);
         goto done;
     }
-    cJSON *j = NULL;
-    if ((rc = et_json_parse(&j, body.buf.data ? body.buf.data : "", body.buf.len, what, err))) goto done;
-    const char *sha = NULL;
-    const cJSON *sib = NULL;
-    if ((rc = et_json_req_str(j, what, "sha", &sha, err)) ||
-        (rc = et_json_req_arr(j, what, "siblings", &sib, err))) {
-        cJSON_Delete(j);
-        goto done;
-    }
-    if (!et_hub_is_commit(sha)) {
-        cJSON_Delete(j);
-        rc = et_err_set(err, ET_EFORMAT, "%s: field 'sha': expected a 40-hex commit id", what);
-        goto done;
-    }
-    memcpy(l->commit, sha, 41);
-    const cJSON *it;
-    cJSON_ArrayForEach(it, sib) {
-        const cJSON *fn = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "rfilename") : NULL;
-        if (!cJSON_IsString(fn)) {
-            rc = et_err_set(err, ET_EFORMAT, "%s: field 'siblings[].rfilename': expected a string, got %s",
-                            what, et_json_type_name(fn));
-            break;
-        }
-        const char *name = fn->valuestring;
-        if (!et_hub_valid_filename(name)) continue; /* never becomes a path */
-        if (!strcmp(name, "model.safetensors") || !strcmp(name, "model.safetensors.index.json"))
-            l->has_weights = 1;
-        if (!l->other_weights && (!strcmp(name, "pytorch_model.bin") || !strcmp(name, "model.onnx") ||
-                                  !strcmp(name, "onnx/model.onnx") || et_ends_with(name, ".gguf")))
-            l->other_weights = et_strdup(name, NULL);
-        if (et_hub_wanted_file(name) && (rc = listing_add(l, name, err))) break;
-    }
-    cJSON_Delete(j);
-    if (rc) listing_free(l);
+    rc = et_hub_parse_listing(l, body.buf.data ? body.buf.data : "", body.buf.len, what, err);
 done:
     et_buf_free(&url);
     et_buf_free(&body.buf);
@@ -1150,24 +1150,26 @@ static int add_shards(hub *h, const char *index_path, hub_listing *l, et_error *
     cJSON *j = NULL;
     int rc = et_json_load(&j, index_path, err);
     if (rc) return rc;
+    rc = et_hub_listing_add_shards(l, j, h->repo, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int et_hub_listing_add_shards(et_hub_listing *l, const cJSON *j, const char *repo, et_error *err) {
     const cJSON *wm = NULL;
-    if ((rc = et_json_req_obj(j, "model.safetensors.index.json", "weight_map", &wm, err))) {
-        cJSON_Delete(j);
-        return rc;
-    }
+    int rc = et_json_req_obj(j, "model.safetensors.index.json", "weight_map", &wm, err);
+    if (rc) return rc;
     const cJSON *it;
     cJSON_ArrayForEach(it, wm) {
         if (!cJSON_IsString(it) || !et_hub_valid_filename(it->valuestring) ||
             !et_ends_with(it->valuestring, ".safetensors") || strchr(it->valuestring, '/')) {
             rc = et_err_set(err, ET_EFORMAT,
                             "%s: model.safetensors.index.json: field 'weight_map': expected "
-                            "shard file names ending in .safetensors", h->repo);
+                            "shard file names ending in .safetensors", repo);
             break;
         }
         if ((rc = listing_add(l, it->valuestring, err))) break;
     }
-    (void)h;
-    cJSON_Delete(j);
     return rc;
 }
 
@@ -1412,7 +1414,7 @@ out:
     for (size_t i = 0; i < npl; i++) free(pl[i].file);
     free(pl);
     free(snap);
-    listing_free(&l);
+    et_hub_listing_free(&l);
     return rc;
 }
 

@@ -70,4 +70,22 @@ void et_sha1_final(et_sha1_ctx *c, uint8_t out[20]);
  * $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. Caller frees. */
 char *et_hub_cache_dir(et_error *err);
 
+/* The revision listing (GET /api/models/{repo}/revision/{rev}) and the shard
+ * names of model.safetensors.index.json, parsed from untrusted bytes. */
+typedef struct et_hub_listing {
+    char commit[41];
+    char **files; /* [n] wanted files (malloc'd) */
+    size_t n;
+    int has_weights;
+    char *other_weights; /* e.g. "pytorch_model.bin" when there is no safetensors */
+} et_hub_listing;
+void et_hub_listing_free(et_hub_listing *l);
+/* Parses a listing reply body (len bytes, need not be NUL-terminated); `what`
+ * names it in errors. On error *l is empty. Files whose names are not valid
+ * repo paths are skipped; the wanted ones (et_hub_wanted_file) are kept. */
+int et_hub_parse_listing(et_hub_listing *l, const char *body, size_t len, const char *what, et_error *err);
+/* Adds the shard files named by the "weight_map" of a parsed index JSON. */
+struct cJSON;
+int et_hub_listing_add_shards(et_hub_listing *l, const struct cJSON *index, const char *repo, et_error *err);
+
 #endif

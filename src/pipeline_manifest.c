@@ -319,9 +319,11 @@ int et_pl_files_to_json(et_buf *b, const et_pl_files *fs, et_error *err) {
         if (!rc) rc = json_str(b, f->path, err);
         if (!rc) rc = et_buf_puts(b, ", \"file\": ", err);
         if (!rc) rc = json_str(b, f->file, err);
-        if (!rc)
-            rc = et_buf_printf(b, err, ", \"size\": %llu, \"stat\": \"%s\", \"sha256\": \"%s\"}",
-                               (unsigned long long)f->size, f->stat, f->sha);
+        if (!rc) rc = et_buf_printf(b, err, ", \"size\": %llu, \"stat\": ", (unsigned long long)f->size);
+        if (!rc) rc = json_str(b, f->stat, err); /* may come from an old manifest: escaped like the rest */
+        if (!rc) rc = et_buf_puts(b, ", \"sha256\": ", err);
+        if (!rc) rc = json_str(b, f->sha, err);
+        if (!rc) rc = et_buf_puts(b, "}", err);
     }
     if (!rc) rc = et_buf_puts(b, "]", err);
     return rc;

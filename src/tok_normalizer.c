@@ -121,16 +121,9 @@ static int parse_precompiled(tok_normalizer *n, const cJSON *j, const char *file
 int tok_normalizer_parse(tok_normalizer *n, const cJSON *j, const char *file, const char *path,
                          et_error *err) {
     memset(n, 0, sizeof(*n));
-    if (!cJSON_IsObject(j))
-        return et_err_set(err, ET_EFORMAT, "%s: %s: expected an object, got %s", file, path,
-                          et_json_type_name(j));
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-    if (!t) return et_err_set(err, ET_ENOTFOUND, "%s: %s: missing field 'type'", file, path);
-    if (!cJSON_IsString(t))
-        return et_err_set(err, ET_EFORMAT, "%s: %s.type: expected a string, got %s", file, path,
-                          et_json_type_name(t));
-    const char *ty = t->valuestring;
-    int rc = ET_OK;
+    const char *ty = NULL;
+    int rc = tok_json_type(j, file, path, &ty, err);
+    if (rc) return rc;
     if (!strcmp(ty, "BertNormalizer")) {
         n->type = TOK_N_BERT;
         int sa;

@@ -119,16 +119,9 @@ static int parse_template(const cJSON *arr, const cJSON *specials, const char *f
 
 int tok_post_parse(tok_post *p, const cJSON *j, const char *file, const char *path, et_error *err) {
     memset(p, 0, sizeof(*p));
-    if (!cJSON_IsObject(j))
-        return et_err_set(err, ET_EFORMAT, "%s: %s: expected an object, got %s", file, path,
-                          et_json_type_name(j));
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-    if (!t) return et_err_set(err, ET_ENOTFOUND, "%s: %s: missing field 'type'", file, path);
-    if (!cJSON_IsString(t))
-        return et_err_set(err, ET_EFORMAT, "%s: %s.type: expected a string, got %s", file, path,
-                          et_json_type_name(t));
-    const char *ty = t->valuestring;
-    int rc;
+    const char *ty = NULL;
+    int rc = tok_json_type(j, file, path, &ty, err);
+    if (rc) return rc;
     char sub[512];
     if (!strcmp(ty, "TemplateProcessing")) {
         p->type = TOK_PP_TEMPLATE;

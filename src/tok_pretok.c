@@ -33,16 +33,9 @@ static int get_bool(const cJSON *j, const char *k, int dflt, const char *file, c
 int tok_pretok_parse(tok_pretok *p, const cJSON *j, const char *file, const char *path,
                      et_error *err) {
     memset(p, 0, sizeof(*p));
-    if (!cJSON_IsObject(j))
-        return et_err_set(err, ET_EFORMAT, "%s: %s: expected an object, got %s", file, path,
-                          et_json_type_name(j));
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
-    if (!t) return et_err_set(err, ET_ENOTFOUND, "%s: %s: missing field 'type'", file, path);
-    if (!cJSON_IsString(t))
-        return et_err_set(err, ET_EFORMAT, "%s: %s.type: expected a string, got %s", file, path,
-                          et_json_type_name(t));
-    const char *ty = t->valuestring;
-    int rc;
+    const char *ty = NULL;
+    int rc = tok_json_type(j, file, path, &ty, err);
+    if (rc) return rc;
     if (!strcmp(ty, "BertPreTokenizer")) p->type = TOK_P_BERT;
     else if (!strcmp(ty, "Whitespace")) p->type = TOK_P_WHITESPACE;
     else if (!strcmp(ty, "WhitespaceSplit")) p->type = TOK_P_WHITESPACE_SPLIT;

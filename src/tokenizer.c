@@ -92,6 +92,19 @@ static int add_token(et_tokenizer *t, added_state *st, const tok_added *tok, et_
     return ET_OK;
 }
 
+int tok_json_type(const cJSON *j, const char *file, const char *path, const char **type, et_error *err) {
+    if (!cJSON_IsObject(j))
+        return et_err_set(err, ET_EFORMAT, "%s: %s: expected an object, got %s", file, path,
+                          et_json_type_name(j));
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+    if (!t) return et_err_set(err, ET_ENOTFOUND, "%s: %s: missing field 'type'", file, path);
+    if (!cJSON_IsString(t))
+        return et_err_set(err, ET_EFORMAT, "%s: %s.type: expected a string, got %s", file, path,
+                          et_json_type_name(t));
+    *type = t->valuestring;
+    return ET_OK;
+}
+
 static const tok_added *added_by_id(const et_tokenizer *t, int32_t id) {
     for (size_t i = 0; i < t->n_added; i++)
         if (t->added[i].id == id) return &t->added[i];

@@ -210,6 +210,9 @@ typedef struct tok_normalizer {
     char *pc_norm; size_t pc_norm_len;                   /* Precompiled replacement pool */
 } tok_normalizer;
 
+/* The "type" string of a tokenizer.json component (normalizer, pre-tokenizer,
+ * post-processor); errors name the file and the JSON path. */
+int tok_json_type(const cJSON *j, const char *file, const char *path, const char **type, et_error *err);
 int tok_normalizer_parse(tok_normalizer *n, const cJSON *j, const char *file, const char *path,
                          et_error *err);
 void tok_normalizer_free(tok_normalizer *n);

@@ -122,16 +122,24 @@ typedef struct trainer {
 
 static char *join(const char *a, const char *b, et_error *err) { return et_path_join(a, b, err); }
 
+/* Removes a file or a directory tree (symlinks are removed, never followed). */
 static int rm_rf(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0) return 0;
-    if (S_ISDIR(st.st_mode)) {
-        char cmd[4200];
-        if (strlen(path) > 4000 || strchr(path, '\'')) return -1;
-        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
-        return system(cmd);
+    if (!S_ISDIR(st.st_mode)) return unlink(path);
+    DIR *d = opendir(path);
+    int rc = 0;
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *p = et_path_join(path, e->d_name, NULL);
+            if (!p || rm_rf(p)) rc = -1;
+            free(p);
+        }
+        closedir(d);
     }
-    return unlink(path);
+    return rmdir(path) || rc ? -1 : 0;
 }
 
 /* Removes what a killed run may leave: OUT_DIR/.staging.<pid> directories and
@@ -532,19 +540,16 @@ static int publish(const char *staging, const char *out_dir, et_error *err) {
     static const char *const last[] = {"model.safetensors", "adapter.safetensors"};
     char *names[64];
     size_t n = 0;
-    FILE *ls = NULL;
-    char cmd[4200];
-    if (strlen(staging) > 4000 || strchr(staging, '\'')) return et_err_set(err, ET_EINVAL, "bad path %s", staging);
-    snprintf(cmd, sizeof(cmd), "ls -A -- '%s'", staging);
-    ls = popen(cmd, "r");
-    if (!ls) return et_err_set(err, ET_EIO, "cannot list %s", staging);
-    char line[1024];
-    while (n < 64 && fgets(line, sizeof(line), ls)) {
-        line[strcspn(line, "\n")] = 0;
-        if (line[0]) names[n++] = strdup(line);
-    }
-    pclose(ls);
+    DIR *ls = opendir(staging);
+    if (!ls) return et_err_set(err, ET_EIO, "cannot list %s: %s", staging, strerror(errno));
+    struct dirent *de;
     int rc = ET_OK;
+    while (!rc && (de = readdir(ls))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (n == 64) rc = et_err_set(err, ET_EIO, "%s: more entries than a model directory has", staging);
+        else if (!(names[n++] = et_strdup(de->d_name, err))) rc = ET_ENOMEM;
+    }
+    closedir(ls);
     for (int pass = 0; pass < 2 && !rc; pass++)
         for (size_t i = 0; i < n && !rc; i++) {
             int is_last = !strcmp(names[i], last[0]) || !strcmp(names[i], last[1]);

@@ -569,7 +569,13 @@ int main(void) {
     expect_text(NULL, "not held back", 8, 0, q);
     expect_vectors(port, "/v1/embeddings", "{\"input\":\"not held back\"}", q, 1, 16, 0,
                    "a request queued while another client stalls mid-body is answered");
-    serve_get_stats(s, &st);
+    /* the counters move after the reply is on its way (jobs once the batch is handed back,
+     * requests in the completion callback): wait for them, bounded, before comparing */
+    for (int w = 0; w < 200; w++) {
+        serve_get_stats(s, &st);
+        if (st.jobs >= 1 && st.requests >= 1) break;
+        usleep(10 * 1000);
+    }
     TEST_CHECK(st.jobs == 1 && st.requests == 1, "the stalled request is still open (jobs %llu, answered %llu)",
                (unsigned long long)st.jobs, (unsigned long long)st.requests);
     if (sk >= 0) close(sk);
