@@ -328,7 +328,7 @@ def bench_infer():
                 ROWS.append(("infer", "%s L%d batch 32 (seqs: embtune %d, peers %s)" % (
                     shape, T, e["sequences"], "/".join(str(cell[n]["sequences"]) for n in peer_names)),
                     e["seq_per_s"], bp, cell[bp]["seq_per_s"], "seq/s",
-                    "RSS %d vs %d MB; %.0f%% of FMA peak per CPU; max|err| %s" % (
+                    "RSS %d vs %d MB; %.0f%% of FMA peak per CPU; max abs err %s" % (
                         e["peak_rss_kb"] // 1024, cell[bp]["peak_rss_kb"] // 1024,
                         100 * e["gflops_per_cpu"] / R["peak_fp32"] if R.get("peak_fp32") else float("nan"), errs)))
 
@@ -380,7 +380,7 @@ def bench_train():
             p = cell[bp]
             ROWS.append(("train", "%s fine-tune step, 16 pairs 32/128 tok (%d timed step%s)" % (
                 shape, steps - 1, "s, median" if steps > 2 else ""), e["pairs_per_s"], bp, p["pairs_per_s"], "pairs/s",
-                "peak RSS %d vs %d MB (%.2fx); max|loss diff| %.2g" % (
+                "peak RSS %d vs %d MB (%.2fx); max abs loss diff %.2g" % (
                     e["peak_rss_kb"] // 1024, p["peak_rss_kb"] // 1024, e["peak_rss_kb"] / p["peak_rss_kb"],
                     p["max_abs_loss_diff"])))
 

@@ -22,6 +22,7 @@ PY=$TORCH_PY
 DUR=${SECONDS_PER_RUN:-5}
 OUT=$PWD/$BUILD/bench-out/serve
 mkdir -p "$OUT" bench/out
+rm -f bench/out/serve.json # never leave an older run's numbers for bench/run.sh to pick up
 problems=0
 skip() { echo "serve: SKIPPED $*"; problems=$((problems + 1)); }
 finish() { [ "${SERVE_BENCH_STRICT:-0}" = 1 ] && [ $problems -gt 0 ] && exit 1; exit 0; }

@@ -6,16 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "chunks.h"
 #include "fuzz_tmp.h"
 
-static void check_at(int cond, int line) {
-    if (!cond) {
-        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
-        abort();
-    }
-}
-#define check(c) check_at((c), __LINE__)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[256], p2[256];

@@ -10,16 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fuzz_check.h"
 #include "dataset.h"
 #include "fuzz_tmp.h"
 
-static void check_at(int cond, int line) {
-    if (!cond) {
-        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
-        abort();
-    }
-}
-#define check(c) check_at((c), __LINE__)
 
 static void check_ds(const et_dataset *ds) {
     check(ds->n_queries > 0 && ds->rel_off[0] == 0 && ds->neg_off[0] == 0);

@@ -9,16 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "hub.h"
 #include "json.h"
 
-static void check_at(int cond, int line) {
-    if (!cond) {
-        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
-        abort();
-    }
-}
-#define check(c) check_at((c), __LINE__)
 
 /* relative, no "", "." or ".." component, no backslash */
 static void check_name(const char *f) {

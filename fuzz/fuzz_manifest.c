@@ -9,16 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "json.h"
 #include "pipeline.h"
 
-static void check_at(int cond, int line) {
-    if (!cond) {
-        fprintf(stderr, "%s:%d: invariant violated\n", __FILE__, line);
-        abort();
-    }
-}
-#define check(c) check_at((c), __LINE__)
 
 static int path_ok(const char *p) {
     if (!*p || p[0] == '/') return 0;

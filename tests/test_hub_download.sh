@@ -259,6 +259,10 @@ off "$EMBTUNE" pipeline --train-docs "$OUT/docs/train.txt" --val-docs "$OUT/docs
 prc=$?
 check "pipeline -m test-org/tiny runs from the cache" \
     bash -c "[ $prc = 0 ] && [ -s '$OUT/pipe/adapter/adapter.safetensors' ] || { sed 's/^/     | /' '$OUT/pipe.out'; exit 1; }"
+"$EMBTUNE" ingest -q "$OUT/docs" -m "$FIX" --chunk-size 12 --chunk-overlap 2 -o "$OUT/chunks_dir.jsonl"
+off "$EMBTUNE" ingest -q "$OUT/docs" -m test-org/tiny --chunk-size 12 --chunk-overlap 2 -o "$OUT/chunks_hub.jsonl" 2>"$OUT/stderr"
+check "ingest -m test-org/tiny: the chunks of -m DIR" \
+    bash -c "[ -s '$OUT/chunks_dir.jsonl' ] && cmp -s '$OUT/chunks_dir.jsonl' '$OUT/chunks_hub.jsonl'"
 for cmd in tokenize eval pipeline serve; do
     case $cmd in
     tokenize) args=(-m test-org/nope -i "$OUT/texts.txt") ;;

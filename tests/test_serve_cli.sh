@@ -237,6 +237,8 @@ start_server -m "$FIX" --max-inputs 3 --max-body 2000 --max-tokens 8 --no-trunca
 s=$(post /v1/embeddings '{"input": ["a","b","c","d"]}'); check "4 inputs > --max-inputs 3 -> 413" test "$s" = 413
 big=$($PY -c 'import json; print(json.dumps({"input": "word " * 500}))')
 s=$(post /v1/embeddings "$big"); check "body > --max-body -> 413" test "$s" = 413
+s=$(post /v1/embeddings "$big" -H 'Transfer-Encoding: chunked'); check "chunked body (no Content-Length) > --max-body -> 413" test "$s" = 413
+s=$(post /v1/embeddings '{"input": "one two"}' -H 'Transfer-Encoding: chunked'); check "small chunked body -> 200" test "$s" = 200
 s=$(post /v1/embeddings '{"input": "one two three four five six seven eight nine ten eleven"}')
 check "more than --max-tokens with --no-truncate -> 413" bash -c "[ $s = 413 ] && grep -q context_length_exceeded '$OUT/body'"
 s=$(post /v1/embeddings '{"input": "one two three four five six seven eight nine ten eleven", "truncate": true}')
