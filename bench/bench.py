@@ -27,6 +27,7 @@ GFLOP/s "per CPU" = flops / (process CPU seconds / threads): the rate while the
 cores were ours, comparable with the peak when other processes share the box."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -82,11 +83,11 @@ def run(cmd, timeout, env=None, cwd=None):
     timeout = min(timeout, left())
     t0 = time.time()
     p = subprocess.Popen(["/usr/bin/time", "-f", "@@RSS %M"] + cmd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=e, cwd=cwd)
+                         stderr=subprocess.PIPE, text=True, env=e, cwd=cwd, start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        p.kill()
+        os.killpg(p.pid, signal.SIGKILL)  # the child and everything it started
         p.communicate()
         raise RuntimeError("timed out after %d s%s" % (timeout, " (time budget)" if left() < 5 else ""))
     rss = 0
@@ -463,10 +464,17 @@ def script(name, cmd, timeout, env=None):
     try:
         e = dict(os.environ, BUILD=BUILD)
         e.update(env or {})
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=e)
-        sys.stdout.write(p.stdout)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e,
+                             start_new_session=True)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)  # the script's servers and children too
+            p.communicate()
+            raise
+        sys.stdout.write(out)
         if p.returncode != 0:
-            skip(name, "exit %d: %s" % (p.returncode, p.stdout.strip().splitlines()[-1][:200] if p.stdout.strip() else ""))
+            skip(name, "exit %d: %s" % (p.returncode, out.strip().splitlines()[-1][:200] if out.strip() else ""))
             return None
         R.setdefault("script_seconds", {})[name] = round(time.time() - t0, 1)
         return json.load(open(os.path.join(OUT, name + ".json")))
