@@ -7,11 +7,12 @@ answer is a function of (prompt, X-Embtune-Attempt header) only, so a client tha
 is killed and restarted gets the same answers as one that ran through.
 
   llm_server.py --port-file F [--latency S] [--scenario clean|mixed|bench]
-                [--key KEY] [--max-seconds N]
+                [--key KEY] [--max-seconds N] [--record FILE]
 
 Binds 127.0.0.1 on a free port and writes the port to F. GET /stats returns
 {"requests", "max_in_flight", "bad_auth", "by_fault"}. Stops by itself after
---max-seconds (default 600) or on SIGTERM.
+--max-seconds (default 600) or on SIGTERM. --record appends every POST body, as one
+JSON line, to FILE (tests check what the client sent).
 
 Scenario "mixed": the fault depends on a hash of the prompt (h % 12) and the attempt:
   0: 429 + Retry-After: 1 (seconds) on attempt 0     1: 429 + Retry-After as an HTTP date
@@ -114,6 +115,13 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(n)
         with LOCK:
+            if ARGS.record:
+                try:
+                    line = json.dumps(json.loads(raw))
+                except ValueError:
+                    line = json.dumps({"unparsable": raw.decode("utf-8", "replace")})
+                with open(ARGS.record, "a") as f:
+                    f.write(line + "\n")
             STATS["requests"] += 1
             STATS["in_flight"] += 1
             STATS["max_in_flight"] = max(STATS["max_in_flight"], STATS["in_flight"])
@@ -229,6 +237,7 @@ def main():
     p.add_argument("--scenario", default="mixed", choices=["clean", "mixed", "bench"])
     p.add_argument("--key", default=os.environ.get("LLM_SERVER_KEY", ""))
     p.add_argument("--max-seconds", type=float, default=600)
+    p.add_argument("--record", default="")
     ARGS = p.parse_args()
     if ARGS.scenario == "bench":
         ARGS.scenario = "clean"

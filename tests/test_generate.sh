@@ -227,5 +227,39 @@ EOF
     echo "SIG$sig after $n of 40 chunks: exit 130, journal resumable, same dataset as uninterrupted"
 done
 
+# ---- the request body: model, sampling options, seed, and the prompt with the chunk and n ---------
+head -2 "$OUT/chunks.jsonl" > "$OUT/two.jsonl"
+body_check() { # label, bodies file, then python assertions on b (one request body)
+    $PY - "$2" "$OUT/two.jsonl" "$3" <<'EOF' || fail "$1: request bodies"
+import json, sys
+bodies = [json.loads(l) for l in open(sys.argv[1])]
+chunks = [json.loads(l) for l in open(sys.argv[2])]
+assert len(bodies) >= 2, "%d requests" % len(bodies)
+for b in bodies:
+    assert b["messages"][-1]["role"] == "user" and b["stream"] is False, b
+    exec(sys.argv[3])
+for c in chunks:  # each chunk's text is in a prompt
+    assert any(c["text"] in b["messages"][-1]["content"] for b in bodies), c["id"]
+EOF
+}
+start_server --scenario clean --record "$OUT/bodies1.jsonl"
+$EMBTUNE generate -i "$OUT/two.jsonl" -o "$OUT/opts1.json" --llm-url "http://127.0.0.1:$PORT" --llm-model my-model \
+    -n 3 --temperature 0.25 --top-p 0.9 --max-tokens 77 --seed 5 -q || fail "options run"
+body_check "options" "$OUT/bodies1.jsonl" '
+assert b["model"] == "my-model" and b["temperature"] == 0.25 and b["top_p"] == 0.9, b
+assert b["max_tokens"] == 77 and b["seed"] == 5, b
+assert "write 3 questions" in b["messages"][-1]["content"], b'
+start_server --scenario clean --record "$OUT/bodies2.jsonl"
+$EMBTUNE generate -i "$OUT/two.jsonl" -o "$OUT/opts2.json" --llm-url "http://127.0.0.1:$PORT" -q || fail "defaults run"
+body_check "defaults" "$OUT/bodies2.jsonl" '
+assert b["model"] == "test-model", "the first model of /v1/models: %r" % b.get("model")
+assert b["temperature"] == 0.7 and b["max_tokens"] == 512 and "top_p" not in b and "seed" not in b, b
+assert "write 2 questions" in b["messages"][-1]["content"], b'
+start_server --scenario clean --record "$OUT/bodies3.jsonl"
+$EMBTUNE generate -i "$OUT/two.jsonl" -o "$OUT/opts3.json" --llm-url "http://127.0.0.1:$PORT" --llm-model m \
+    --temperature -1 --max-tokens 0 -q || fail "not-sent run"
+body_check "not sent" "$OUT/bodies3.jsonl" '
+assert "temperature" not in b and "max_tokens" not in b and "max_completion_tokens" not in b, b'
+
 [ $fails = 0 ] || { echo "test_generate: $fails failures"; exit 1; }
 echo "test_generate: ok"
