@@ -236,6 +236,15 @@ static enum MHD_Result handle_embed(et_server *s, struct MHD_Connection *c, req_
         if (!j->prompt) j->prompt = s->be.default_prompt;
         j->adapt = j->req.input_type == SERVE_INPUT_QUERY;
     }
+    if (j->prompt && s->be.prompt_excluded) {
+        serve_error_set(&e, 501, "invalid_request_error", pname ? "prompt_name" : "input_type",
+                        "prompt_excluded_pooling",
+                        "this model pools without its prompt's tokens (1_Pooling include_prompt: false), "
+                        "which embtune serve does not implement yet; send inputs without a prompt, or use "
+                        "`embtune embed --prompt-name`");
+        job_free(j);
+        return respond_error(s, c, r, &e);
+    }
     if (j->prompt && !j->prompt[0]) j->prompt = NULL;
     if (j->prompt && j->req.ids) {
         serve_error_set(&e, 400, "invalid_request_error", pname ? "prompt_name" : "input_type",

@@ -44,6 +44,10 @@ typedef struct serve_backend {
     const char *default_prompt;
     /* Prompt text for a prompt name, NULL if the model has none. Any thread. */
     const char *(*prompt)(void *ctx, const char *name);
+    /* 1: the model pools without its prompt's tokens (1_Pooling include_prompt:
+     * false), which the batched path does not implement: requests that would
+     * apply a prompt get 501 instead of vectors that differ from `embtune embed`. */
+    int prompt_excluded;
     /* Adapter applied in place to n vectors [n, dim] of one request; is_query says
      * whether they are queries (query-only adapters leave documents alone).
      * NULL = no adapter. Worker only. */

@@ -98,6 +98,7 @@ int et_server_start(et_server **out, et_model *m, const et_adapter *adapter, con
         .embed_ids = mb_embed,
         .default_prompt = et_model_default_prompt(m) ? et_model_prompt(m, et_model_default_prompt(m)) : NULL,
         .prompt = mb_prompt,
+        .prompt_excluded = !m->include_prompt && m->cfg.arch != ET_ARCH_STATIC,
         .adapt = adapter ? mb_adapt : NULL,
         .destroy = mb_destroy,
     };

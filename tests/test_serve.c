@@ -657,6 +657,22 @@ int main(void) {
     expect_vectors(port, "/v1/embeddings", lb, q, 1, 16, 0, "truncate: true overrides");
     et_server_free(s);
 
+    /* a model whose pooling leaves the prompt out (include_prompt: false): a request that
+     * would apply a prompt gets 501, never vectors that differ from `embtune embed`'s;
+     * requests without a prompt are served as usual */
+    serve_backend be7 = be;
+    be7.prompt_excluded = 1;
+    et_serve_opts o_px = {.port = 0, .max_wait_ms = 0};
+    TEST_CHECK(serve_start_backend(&s, &be7, &o_px, &err) == ET_OK, "start 7: %s", err.msg);
+    port = et_server_port(s);
+    expect_error(port, "/v1/embeddings", "{\"input\":\"x y\",\"input_type\":\"query\"}", 501, "input_type",
+                 "query prompt with include_prompt false");
+    expect_error(port, "/v1/embeddings", "{\"input\":\"x y\",\"prompt_name\":\"custom\"}", 501, "prompt_name",
+                 "named prompt with include_prompt false");
+    expect_text(NULL, "x y", 8, 0, q);
+    expect_vectors(port, "/v1/embeddings", "{\"input\":\"x y\"}", q, 1, 16, 0, "no prompt with include_prompt false");
+    et_server_free(s);
+
     /* a port in use is refused, never shared (SO_REUSEPORT would let a second server, or
      * another user's, take half of the connections; with port 0 the kernel could even pick
      * a port another server is listening on) */
