@@ -14,15 +14,9 @@
 
 #include "embtune.h"
 #include "kernels_gemm.h"
+#include "kernels_simd.h"
 #include "threads.h"
 #include "util.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define ET_X86 1
-#else
-#define ET_X86 0
-#endif
 
 /* ==== dispatch ================================================================== */
 
@@ -237,95 +231,18 @@ void l2norm_forward(float *out, float *norm, const float *inp, size_t B, size_t 
 
 /* ==== fast kernels ====================================================================== */
 
-/* ---- vector math (AVX2) ---------------------------------------------------------- */
+/* ---- vector math (AVX2): et_exp8, et_erf8, et_gelu8, et_hsum8 in kernels_simd.h ------ */
 #if ET_X86
-#define ET_AVX2 __attribute__((target("avx2,fma")))
-
-/* exp(x) for x in float range, Cephes-style: x = n ln2 + r, |r| <= ln2/2,
- * degree-6 polynomial; max rel error ~2 ulp. Inputs < -87.3 flush to 0. */
-ET_AVX2 static inline __m256 exp256(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 z = _mm256_mul_ps(x, x);
-    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-    y = _mm256_fmadd_ps(y, z, x);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(under, y);
-}
-
-/* erf(x): Abramowitz-Stegun 7.1.26 is too coarse (1.5e-7 abs is fine but the
- * exp inside dominates); we use erf(x) = 1 - t*exp(-x^2 + P(t)) (Numerical
- * Recipes erfc, rel err < 1.2e-7) on |x|, sign restored. */
-ET_AVX2 static inline __m256 erf256(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 sx = _mm256_and_ps(x, sign);
-    __m256 z = _mm256_andnot_ps(sign, x);
-    __m256 one = _mm256_set1_ps(1.0f);
-    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one));
-    __m256 p = _mm256_set1_ps(0.17087277f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
-    __m256 arg = _mm256_sub_ps(p, _mm256_mul_ps(z, z));
-    __m256 erfc = _mm256_mul_ps(t, exp256(arg));
-    __m256 r = _mm256_sub_ps(one, erfc);
-    return _mm256_or_ps(r, sx);
-}
-
 ET_AVX2 static void gelu_avx2(float *out, const float *inp, size_t N) {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f),
-                 rs2 = _mm256_set1_ps(0.70710678118654752f);
     size_t i = 0;
-    for (; i + 8 <= N; i += 8) {
-        __m256 x = _mm256_loadu_ps(inp + i);
-        __m256 e = erf256(_mm256_mul_ps(x, rs2));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, e)));
-    }
-    for (; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+    for (; i + 8 <= N; i += 8) _mm256_storeu_ps(out + i, et_gelu8(_mm256_loadu_ps(inp + i)));
+    for (; i < N; i++) out[i] = et_gelu1(inp[i]);
 }
 
-/* tanh(u) = 1 - 2 / (exp(2u) + 1) */
 ET_AVX2 static void gelu_tanh_avx2(float *out, const float *inp, size_t N) {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f),
-                 k0 = _mm256_set1_ps(0.79788456080286535588f), k1 = _mm256_set1_ps(0.044715f);
     size_t i = 0;
-    for (; i + 8 <= N; i += 8) {
-        __m256 x = _mm256_loadu_ps(inp + i);
-        __m256 u = _mm256_mul_ps(k0, _mm256_fmadd_ps(_mm256_mul_ps(k1, x), _mm256_mul_ps(x, x), x));
-        u = _mm256_min_ps(_mm256_max_ps(u, _mm256_set1_ps(-20.0f)), _mm256_set1_ps(20.0f));
-        __m256 e = exp256(_mm256_mul_ps(two, u));
-        __m256 th = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, th)));
-    }
-    for (; i < N; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * (x + 0.044715f * x * x * x)));
-    }
-}
-
-ET_AVX2 static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+    for (; i + 8 <= N; i += 8) _mm256_storeu_ps(out + i, et_gelu_tanh8(_mm256_loadu_ps(inp + i)));
+    for (; i < N; i++) out[i] = et_gelu_tanh1(inp[i]);
 }
 
 ET_AVX2 static inline float hmax256(__m256 v) {
@@ -344,7 +261,7 @@ ET_AVX2 static void layernorm_row_avx2(float *o, float *mean, float *rstd, const
         s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + c));
         s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + c + 8));
     }
-    float sum = hsum256(_mm256_add_ps(s0, s1));
+    float sum = et_hsum8(_mm256_add_ps(s0, s1));
     for (; c < C; c++) sum += x[c];
     float m = sum / (float)C;
     __m256 vm = _mm256_set1_ps(m);
@@ -356,7 +273,7 @@ ET_AVX2 static void layernorm_row_avx2(float *o, float *mean, float *rstd, const
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
     }
-    float var = hsum256(_mm256_add_ps(s0, s1));
+    float var = et_hsum8(_mm256_add_ps(s0, s1));
     for (; c < C; c++) var += (x[c] - m) * (x[c] - m);
     var /= (float)C;
     float s = 1.0f / sqrtf(var + eps);
@@ -535,11 +452,11 @@ ET_AVX2 static void attn_row_avx2(float *o, float *p, const float *q, const floa
     for (j = 0; j < len; j++) mx = p[j] > mx ? p[j] : mx;
     __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
     for (j = 0; j + 8 <= len; j += 8) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmx));
+        __m256 e = et_exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmx));
         _mm256_storeu_ps(p + j, e);
         vs = _mm256_add_ps(vs, e);
     }
-    float sum = hsum256(vs);
+    float sum = et_hsum8(vs);
     for (; j < len; j++) {
         p[j] = expf(p[j] - mx);
         sum += p[j];
@@ -640,11 +557,11 @@ ET_AVX2 static void softmax_scaled_avx2(float *p, size_t n, float scale) {
     for (; j < n; j++) mx = p[j] > mx ? p[j] : mx;
     __m256 vmx = _mm256_set1_ps(mx), vsc = _mm256_set1_ps(scale), vs = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) {
-        __m256 e = exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmx), vsc));
+        __m256 e = et_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmx), vsc));
         _mm256_storeu_ps(p + j, e);
         vs = _mm256_add_ps(vs, e);
     }
-    float sum = hsum256(vs);
+    float sum = et_hsum8(vs);
     for (; j < n; j++) sum += (p[j] = expf((p[j] - mx) * scale));
     __m256 vi = _mm256_set1_ps(1.0f / sum);
     for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), vi));
